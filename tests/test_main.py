@@ -1,0 +1,49 @@
+"""The command line end to end, in a subprocess as a user runs it."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+from conftest import GLUE_DIR, requires_glue
+
+REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_main(*argv):
+    return subprocess.run(
+        [sys.executable, "-m", "bilstm_kd.main", *argv], capture_output=True, text=True, cwd=REPOSITORY, timeout=300
+    )
+
+
+def test_demo_data_statistics_and_config_json(tmp_path):
+    result = run_main("--flagfile=flags/demo.cfg", f"--workdir={tmp_path}", "--embeddings=random", "--stages=report")
+    assert result.returncode == 0, result.stderr
+    assert "480 rows" in result.stdout and "160 rows" in result.stdout
+    written = json.loads((tmp_path / "config.json").read_text())
+    assert written["workdir"] == str(tmp_path)
+    assert written["augment"]["n_iter"] == 5
+    vocabulary = (tmp_path / "student" / "vocab.txt").read_text().splitlines()
+    assert vocabulary[:3] == ["[PAD]", "[UNK]", "[MASK]"]
+    stats = json.loads((tmp_path / "data_stats.json").read_text())
+    assert stats["vocabulary_size"] == len(vocabulary)
+
+
+def test_bad_flag_fails_before_any_work(tmp_path):
+    workdir = tmp_path / "run"
+    result = run_main("--flagfile=flags/demo.cfg", f"--workdir={workdir}", "--p_ng=2")
+    assert result.returncode != 0
+    assert "--p_ng=2.0 is not allowed" in result.stderr
+    assert not workdir.exists()
+
+
+@requires_glue
+def test_real_sst2_statistics(tmp_path):
+    result = run_main(
+        "--flagfile=flags/sst2.cfg", f"--data_dir={GLUE_DIR / 'SST-2'}", f"--workdir={tmp_path}", "--stages=report"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "67,349 rows" in result.stdout and "872 rows" in result.stdout
+    stats = json.loads((tmp_path / "data_stats.json").read_text())
+    assert stats["splits"]["train"]["labels"] == {"0": 29780, "1": 37569}
+    assert stats["embeddings"]["coverage"] > 0.9
