@@ -31,7 +31,7 @@ def encode_example(texts: Sequence[str | bytes], label: int, teacher_logits: Seq
     feature["has_label"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label != NO_LABEL)]))
     if teacher_logits is not None:
         feature["teacher_logits"] = tf.train.Feature(float_list=tf.train.FloatList(value=list(teacher_logits)))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 def feature_spec(is_pair: bool, num_classes: int | None = None) -> dict[str, tf.io.FixedLenFeature]:
