@@ -9,7 +9,7 @@ run directory, to `bilstm_kd.pipeline.run`.
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from bilstm_kd import config as config_lib
 
@@ -45,6 +45,9 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])} (flags need a leading --)")
     run_config = config_from_flags()
+    if not flags.FLAGS["verbosity"].present:
+        # TensorFlow logs every traced function and saved artifact at INFO; --verbosity=0 brings them back.
+        logging.set_verbosity(logging.WARNING)
     from bilstm_kd import pipeline  # imports TensorFlow: after the flags are known to be valid
 
     pipeline.run(run_config)

@@ -49,6 +49,22 @@ class ShardedRecords:
         self.num_shards = num_shards
         self._prepare()
 
+    @classmethod
+    def open_existing(cls, directory: str | os.PathLike) -> ShardedRecords:
+        """An existing store, opened for reading: unlike the constructor it never clears anything."""
+        directory = os.fspath(directory)
+        try:
+            with open(os.path.join(directory, MANIFEST), encoding="utf-8") as file:
+                manifest = json.load(file)
+        except (FileNotFoundError, json.JSONDecodeError):
+            raise FileNotFoundError(f"No readable sharded store in {directory} (its {MANIFEST} is missing)") from None
+        store = cls.__new__(cls)
+        store.directory = directory
+        store.fingerprint_values = manifest.get("depends_on", {})
+        store.fingerprint = manifest["fingerprint"]
+        store.num_shards = manifest["num_shards"]
+        return store
+
     @property
     def manifest_path(self) -> str:
         return os.path.join(self.directory, MANIFEST)

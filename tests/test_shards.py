@@ -71,3 +71,15 @@ def test_record_format_round_trip():
     single = encode_example(("just one",), 0)
     (example,) = parse_records(tf.data.Dataset.from_tensors(single), is_pair=False)
     assert example["text_a"].numpy() == b"just one" and "teacher_logits" not in example
+
+
+def test_open_existing_reads_without_clearing(tmp_path):
+    store = ShardedRecords(tmp_path / "store", {"seed": 0}, num_shards=2)
+    for index in range(2):
+        store.write_shard(index, records(index))
+    store.finish({"examples": 6})
+    opened = ShardedRecords.open_existing(tmp_path / "store")
+    assert opened.fingerprint == store.fingerprint and opened.is_complete()
+    assert len(list(opened.dataset())) == 6
+    with pytest.raises(FileNotFoundError, match="manifest.json"):
+        ShardedRecords.open_existing(tmp_path / "nothing")

@@ -1,0 +1,308 @@
+"""`Distiller`: trains a student on cached teacher logits, gold labels, or a mix of both.
+
+The loss of one example is (Tang et al., 2019, equation 3)
+
+    alpha * has_label * CE(label, softmax(z_S)) + (1 - alpha) * D(z_T, z_S)
+
+where `D` is the squared error between teacher and student logits summed over classes (the paper; or
+averaged, as Keras' MSE does), or the temperature-scaled KL divergence `T^2 * KL(softmax(z_T / T) ||
+softmax(z_S / T))` (Hinton et al., 2015). An augmented example has no gold label and contributes only the
+second term. The batch loss is the sum over the global batch divided by its size, so it is the same under
+a `tf.distribute` strategy as on one device (each replica divides by its share of the global batch).
+
+The teacher does not run here: its logits come with the data, because the teacher (BERT, WordPiece ids)
+and the student (word ids) read different inputs. With `alpha=1` the teacher's logits are not needed,
+which is how the no-distillation baseline is trained: same model, same code, gold labels only.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+DISTILL_LOSSES = ("mse", "kl")
+MSE_REDUCTIONS = ("sum", "mean")
+TASK_METRICS = ("accuracy", "f1")
+
+
+@keras.saving.register_keras_serializable(package="bilstm_kd")
+class PositiveClassF1(keras.metrics.Metric):
+    """F1 of class 1 (GLUE's F1 for MRPC and QQP) from logits and gold class ids.
+
+    Args:
+        name: metric name.
+
+    Example:
+    >>> metric = PositiveClassF1()
+    >>> metric.update_state([1, 0, 1], [[0.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+    >>> float(metric.result())
+    0.5
+    """
+
+    def __init__(self, name: str = "f1", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.true_positives = self.add_variable(shape=(), initializer="zeros", name="true_positives")
+        self.predicted_positives = self.add_variable(shape=(), initializer="zeros", name="predicted_positives")
+        self.actual_positives = self.add_variable(shape=(), initializer="zeros", name="actual_positives")
+
+    def update_state(self, labels, logits, sample_weight=None):
+        labels = keras.ops.cast(keras.ops.reshape(labels, (-1,)), "int32")
+        predictions = keras.ops.cast(keras.ops.argmax(logits, axis=-1), "int32")
+        weight = keras.ops.ones_like(labels, "float32") if sample_weight is None else sample_weight
+        weight = keras.ops.cast(keras.ops.reshape(weight, (-1,)), "float32")
+        predicted = keras.ops.cast(keras.ops.equal(predictions, 1), "float32") * weight
+        actual = keras.ops.cast(keras.ops.equal(labels, 1), "float32") * weight
+        self.true_positives.assign_add(keras.ops.sum(predicted * actual))
+        self.predicted_positives.assign_add(keras.ops.sum(predicted))
+        self.actual_positives.assign_add(keras.ops.sum(actual))
+
+    def result(self):
+        denominator = self.predicted_positives + self.actual_positives
+        return keras.ops.where(denominator > 0, 2.0 * self.true_positives / keras.ops.maximum(denominator, 1.0), 0.0)
+
+
+def _per_example_terms(
+    logits: tf.Tensor,
+    labels: tf.Tensor,
+    has_label: tf.Tensor,
+    teacher_logits: tf.Tensor | None,
+    distill_loss: str,
+    mse_reduction: str,
+    temperature: float,
+) -> tuple[tf.Tensor, tf.Tensor | None]:
+    """Per-example hard-label cross-entropy (0 where there is no label) and teacher-matching loss."""
+    logits = tf.cast(logits, tf.float32)
+    safe_labels = tf.where(has_label > 0, labels, tf.zeros_like(labels))
+    cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe_labels, logits=logits)
+    cross_entropy = tf.where(has_label > 0, cross_entropy, tf.zeros_like(cross_entropy))
+    if teacher_logits is None:
+        return cross_entropy, None
+    teacher_logits = tf.cast(teacher_logits, tf.float32)
+    if distill_loss == "mse":
+        squared_error = tf.square(teacher_logits - logits)
+        matching = tf.reduce_sum(squared_error, -1) if mse_reduction == "sum" else tf.reduce_mean(squared_error, -1)
+    else:
+        teacher_log_probs = tf.nn.log_softmax(teacher_logits / temperature)
+        student_log_probs = tf.nn.log_softmax(logits / temperature)
+        kl = tf.reduce_sum(tf.exp(teacher_log_probs) * (teacher_log_probs - student_log_probs), -1)
+        # T^2 keeps gradient magnitudes comparable across temperatures (Hinton et al., 2015).
+        matching = temperature**2 * kl
+    return cross_entropy, matching
+
+
+def _zero_unless(condition: tf.Tensor, gradient):
+    if gradient is None:
+        return None
+    if isinstance(gradient, tf.IndexedSlices):  # embedding gradients: keep them sparse
+        values = tf.where(condition, gradient.values, tf.zeros_like(gradient.values))
+        return tf.IndexedSlices(values, gradient.indices, gradient.dense_shape)
+    return tf.where(condition, gradient, tf.zeros_like(gradient))
+
+
+@keras.saving.register_keras_serializable(package="bilstm_kd")
+class Distiller(keras.Model):
+    """A student trained to match a teacher's cached logits and, optionally, gold labels.
+
+    `call()` is the student, so `predict` gives student logits; export `distiller.student`, never the
+    distiller. Data for `fit` / `evaluate` is `(inputs, targets)` where `targets` is a dict:
+
+    - `teacher_logits`: float `[batch, num_classes]`; needed for training unless `alpha == 1`.
+    - `label`: int gold class ids, -1 where there is none (augmented examples).
+    - `has_label`: 1 where `label` is a gold label; defaults to `label >= 0`.
+
+    `targets` may also be a plain tensor of gold labels (dev sets, the baseline).
+
+    Tracked: `loss` (what is optimised), `distillation_loss` (mean teacher-matching loss),
+    `hard_label_loss` (mean cross-entropy over labelled examples), the task metrics against gold labels
+    (`accuracy`, `f1`) and `teacher_agreement` (how often student and teacher argmax agree).
+
+    Args:
+        student: the student model (word ids in, logits out).
+        alpha: weight of the hard-label cross-entropy; `1 - alpha` weighs the teacher-matching loss.
+            The paper's best setting is 0; 1 trains on gold labels only.
+        distill_loss: `"mse"` (squared error on logits, the paper) or `"kl"` (temperature-scaled KL).
+        mse_reduction: `"sum"` (over classes, the paper) or `"mean"` (Keras' MSE: 1/num_classes of it).
+        temperature: softmax temperature of the `"kl"` loss.
+        num_classes: number of logits; defaults to the student's `num_classes`.
+        task_metrics: metrics against gold labels: any of `"accuracy"`, `"f1"` (F1 of class 1).
+
+    Example:
+    >>> student = BiLSTMClassifier(vocabulary_size=20, embedding_dim=4, num_classes=2, lstm_units=3,
+    ...                            hidden_units=5)
+    >>> distiller = Distiller(student, alpha=0.0)
+    >>> distiller.compile(optimizer=keras.optimizers.Adadelta(learning_rate=1.0, rho=0.95))
+    >>> ids = np.array([[5, 6, 0], [7, 0, 0]], "int32")
+    >>> targets = {"teacher_logits": np.array([[1.0, -1.0], [-2.0, 2.0]], "float32"),
+    ...            "label": np.array([0, -1]), "has_label": np.array([1, 0])}
+    >>> history = distiller.fit(ids, targets, epochs=1, verbose=0)
+    """
+
+    def __init__(
+        self,
+        student: keras.Model,
+        alpha: float = 0.0,
+        distill_loss: str = "mse",
+        mse_reduction: str = "sum",
+        temperature: float = 1.0,
+        num_classes: int | None = None,
+        task_metrics: tuple[str, ...] | list[str] = ("accuracy",),
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(student, keras.Model):
+            raise ValueError(f"`student` must be a keras.Model, received {type(student).__name__}")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"`alpha` must be between 0 and 1, received alpha={alpha!r}")
+        if distill_loss not in DISTILL_LOSSES:
+            raise ValueError(f"`distill_loss` must be one of {DISTILL_LOSSES}, received distill_loss={distill_loss!r}")
+        if mse_reduction not in MSE_REDUCTIONS:
+            raise ValueError(
+                f"`mse_reduction` must be one of {MSE_REDUCTIONS}, received mse_reduction={mse_reduction!r}"
+            )
+        if not temperature > 0:
+            raise ValueError(f"`temperature` must be greater than 0, received temperature={temperature!r}")
+        if num_classes is None:
+            num_classes = getattr(student, "num_classes", None)
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(
+                f"`num_classes` must be an integer of at least 2 (or a student with a `num_classes` attribute), "
+                f"received num_classes={num_classes!r}"
+            )
+        task_metrics = tuple(task_metrics)
+        unknown = [name for name in task_metrics if name not in TASK_METRICS]
+        if unknown:
+            raise ValueError(f"`task_metrics` must be a subset of {TASK_METRICS}, received task_metrics={task_metrics}")
+
+        self.student = student
+        self.alpha = float(alpha)
+        self.distill_loss = distill_loss
+        self.mse_reduction = mse_reduction
+        self.temperature = float(temperature)
+        self.num_classes = num_classes
+        self.task_metrics = task_metrics
+
+        self.total_loss_tracker = keras.metrics.Mean(name="loss")
+        self.distillation_loss_tracker = keras.metrics.Mean(name="distillation_loss")
+        self.hard_label_loss_tracker = keras.metrics.Mean(name="hard_label_loss")
+        self.teacher_agreement = keras.metrics.Mean(name="teacher_agreement")
+        self.gold_metrics = [
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy") if name == "accuracy" else PositiveClassF1()
+            for name in task_metrics
+        ]
+
+    def call(self, inputs, training=None):
+        return self.student(inputs, training=training)
+
+    @property
+    def metrics(self):
+        return [
+            self.total_loss_tracker,
+            self.distillation_loss_tracker,
+            self.hard_label_loss_tracker,
+            *self.gold_metrics,
+            self.teacher_agreement,
+        ]
+
+    def unpack_targets(self, targets) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
+        """`(labels, has_label, teacher_logits or None)` from a targets dict or a tensor of gold labels."""
+        if isinstance(targets, dict):
+            unknown = set(targets) - {"label", "has_label", "teacher_logits"}
+            if unknown:
+                raise ValueError(
+                    f"Distiller targets may hold 'label', 'has_label' and 'teacher_logits', "
+                    f"received keys {sorted(targets)}"
+                )
+            teacher_logits = targets.get("teacher_logits")
+            labels = targets.get("label")
+            has_label = targets.get("has_label")
+        else:
+            teacher_logits, labels, has_label = None, targets, None
+        if labels is None:
+            if teacher_logits is None:
+                raise ValueError("Distiller targets need 'teacher_logits', 'label' or both; received neither")
+            labels = -tf.ones(tf.shape(teacher_logits)[:1], tf.int32)
+        labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+        if has_label is None:
+            has_label = labels >= 0
+        has_label = tf.cast(tf.reshape(has_label, [-1]), tf.int32)
+        return labels, has_label, teacher_logits
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The batch loss (scaled for the replica count), updating the loss trackers on the way."""
+        labels, has_label, teacher_logits = self.unpack_targets(y)
+        if teacher_logits is None and self.alpha < 1.0 and training:
+            raise ValueError(
+                f"Training with alpha={self.alpha} needs 'teacher_logits' in the targets; only alpha=1 "
+                "(the gold-label baseline) trains without a teacher"
+            )
+        cross_entropy, matching = _per_example_terms(
+            y_pred, labels, has_label, teacher_logits, self.distill_loss, self.mse_reduction, self.temperature
+        )
+        per_example = self.alpha * cross_entropy
+        if matching is not None:
+            per_example += (1.0 - self.alpha) * matching
+            self.distillation_loss_tracker.update_state(matching)
+        self.hard_label_loss_tracker.update_state(cross_entropy, sample_weight=tf.cast(has_label, tf.float32))
+        local_batch_size = tf.cast(tf.shape(per_example)[0], tf.float32)
+        loss = tf.reduce_sum(per_example) / local_batch_size
+        self.total_loss_tracker.update_state(loss, sample_weight=local_batch_size)
+        if self.losses:
+            loss += tf.add_n(self.losses)
+        # The optimizer sums gradients over replicas: divide so the step equals a one-device step.
+        num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return loss / num_replicas if num_replicas > 1 else loss
+
+    def _update_metrics(self, y, logits) -> dict[str, tf.Tensor]:
+        labels, has_label, teacher_logits = self.unpack_targets(y)
+        weight = tf.cast(has_label, tf.float32)
+        safe_labels = tf.where(has_label > 0, labels, tf.zeros_like(labels))
+        for metric in self.gold_metrics:
+            metric.update_state(safe_labels, logits, sample_weight=weight)
+        reported = list(self.metrics)
+        if teacher_logits is not None:
+            agree = tf.equal(tf.argmax(logits, -1), tf.argmax(teacher_logits, -1))
+            self.teacher_agreement.update_state(tf.cast(agree, tf.float32))
+        else:  # nothing to compare with: leave the teacher figures out of the logs rather than log zeros
+            reported = [m for m in reported if m not in (self.distillation_loss_tracker, self.teacher_agreement)]
+        return {metric.name: metric.result() for metric in reported}
+
+    def train_step(self, data):
+        x, y = data[0], data[1]
+        with tf.GradientTape() as tape:
+            logits = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=logits, training=True)
+            scaled_loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, self.trainable_variables)
+        # A NaN/inf loss (bad teacher logits, divergence) must not reach the weights: its step is taken with
+        # zero gradients, the logged loss still shows it, and `train_student` stops with a clear error.
+        finite = tf.math.is_finite(loss)
+        gradients = [_zero_unless(finite, gradient) for gradient in gradients]
+        self.optimizer.apply(gradients, self.trainable_variables)
+        return self._update_metrics(y, logits)
+
+    def test_step(self, data):
+        x, y = data[0], data[1]
+        logits = self(x, training=False)
+        self.compute_loss(x=x, y=y, y_pred=logits, training=False)
+        return self._update_metrics(y, logits)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "student": keras.saving.serialize_keras_object(self.student),
+                "alpha": self.alpha,
+                "distill_loss": self.distill_loss,
+                "mse_reduction": self.mse_reduction,
+                "temperature": self.temperature,
+                "num_classes": self.num_classes,
+                "task_metrics": list(self.task_metrics),
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["student"] = keras.saving.deserialize_keras_object(config["student"])
+        return cls(**config)

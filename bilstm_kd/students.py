@@ -1,0 +1,414 @@
+"""The BiLSTM students of Tang et al. (2019): one sentence, and a siamese encoder for sentence pairs.
+
+Both students read padded word ids (0 = padding, right-padded as `vocab.WordTokenizer` produces them) and
+return logits. Their encoder, `MaskedBiLSTM`, is a one-layer bidirectional LSTM written for this package
+rather than `keras.layers.Bidirectional(keras.layers.LSTM(...))`, for three reasons:
+
+- Padding: each direction stops at the sentence's own length (the backward direction starts at its last
+  word, not at the padding), so a sentence's encoding does not depend on how long its batch is. That makes
+  length-bucketed batches and per-batch padding exact.
+- Speed: the input projection of all time steps and both directions is one matrix product before the
+  loop; the loop only does the recurrent products, batched over the two directions, and carries only the
+  states (the students need the final states, not the sequence of outputs).
+- Export: the loop is a plain `tf.while_loop` over states (no TensorArray), which the TFLite converter
+  turns into builtin ops, so the exported model runs on the plain LiteRT interpreter.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from bilstm_kd.config import StudentConfig
+from bilstm_kd.tasks import Task
+
+
+def _check_positive_int(name: str, value: int) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer, received {name}={value!r}")
+
+
+def _check_dropout(dropout: float) -> None:
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"`dropout` must be in [0, 1), received dropout={dropout!r}")
+
+
+@keras.saving.register_keras_serializable(package="bilstm_kd")
+class MaskedBiLSTM(keras.layers.Layer):
+    """One bidirectional LSTM layer that returns the final state of each direction, respecting padding.
+
+    The gates follow `keras.layers.LSTM` (input, forget, cell, output; sigmoid gates, tanh cell; forget
+    bias initialised to 1). For a right-padded sentence of `n` words the forward direction reads words
+    `0..n-1` and the backward direction reads `n-1..0`; padding never enters either state.
+
+    Args:
+        units: state size of each direction. The output has `2 * units` features: the forward final
+            state, then the backward one.
+
+    Call arguments:
+        inputs: float tensor `[batch, time, features]`.
+        mask: optional boolean tensor `[batch, time]`, `True` at words; it must be right-padded (a prefix
+            of `True` per row). Without a mask every step is a word.
+
+    Example:
+    >>> encoder = MaskedBiLSTM(units=4)
+    >>> encoder(np.ones((2, 5, 3), "float32"), mask=np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)).shape
+    TensorShape([2, 8])
+    """
+
+    def __init__(self, units: int, **kwargs):
+        super().__init__(**kwargs)
+        _check_positive_int("units", units)
+        self.units = units
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        input_dim = input_shape[-1]
+        if input_dim is None:
+            raise ValueError(f"MaskedBiLSTM needs a known feature size, received input_shape={input_shape}")
+        units = self.units
+        # Input kernels of both directions side by side: one matrix product covers every step.
+        self.kernel = self.add_weight(name="kernel", shape=(input_dim, 2 * 4 * units), initializer="glorot_uniform")
+        self.recurrent_kernel = self.add_weight(
+            name="recurrent_kernel", shape=(2, units, 4 * units), initializer=self._recurrent_initializer
+        )
+        self.bias = self.add_weight(name="bias", shape=(2 * 4 * units,), initializer=self._bias_initializer)
+
+    def _recurrent_initializer(self, shape, dtype=None):
+        orthogonal = keras.initializers.Orthogonal()
+        return keras.ops.stack([orthogonal((shape[1], shape[2]), dtype=dtype) for _ in range(shape[0])])
+
+    def _bias_initializer(self, shape, dtype=None):
+        units = self.units
+        one_direction = np.concatenate([np.zeros(units), np.ones(units), np.zeros(2 * units)])
+        return keras.ops.convert_to_tensor(np.tile(one_direction, 2), dtype=dtype)
+
+    def call(self, inputs, mask=None):
+        inputs = tf.convert_to_tensor(inputs)
+        batch_size, num_steps = tf.shape(inputs)[0], tf.shape(inputs)[1]
+        units = self.units
+        no_mask = mask is None
+        lengths = tf.fill([batch_size], num_steps) if no_mask else tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+
+        projected = tf.einsum("btd,dg->btg", inputs, tf.convert_to_tensor(self.kernel)) + self.bias
+        forward, backward = projected[..., : 4 * units], projected[..., 4 * units :]
+        # Reversing each sentence within its own length puts its last word first and leaves the padding
+        # at the end, so both directions can share one step counter and one "still inside" test.
+        backward = tf.reverse_sequence(backward, lengths, seq_axis=1, batch_axis=0)
+        # [time, direction, batch, gates]
+        steps = tf.transpose(tf.stack([forward, backward], axis=0), [2, 0, 1, 3])
+        recurrent_kernel = tf.convert_to_tensor(self.recurrent_kernel)
+
+        def step(time, hidden, cell):
+            gates = tf.gather(steps, time) + tf.matmul(hidden, recurrent_kernel)
+            input_gate, forget_gate, candidate, output_gate = tf.split(gates, 4, axis=-1)
+            new_cell = tf.sigmoid(forget_gate) * cell + tf.sigmoid(input_gate) * tf.tanh(candidate)
+            new_hidden = tf.sigmoid(output_gate) * tf.tanh(new_cell)
+            inside = tf.reshape(time < lengths, [1, -1, 1])
+            return time + 1, tf.where(inside, new_hidden, hidden), tf.where(inside, new_cell, cell)
+
+        zeros = tf.zeros(tf.stack([2, batch_size, units]), dtype=inputs.dtype)
+        _, hidden, _ = tf.while_loop(lambda time, hidden, cell: time < num_steps, step, (tf.constant(0), zeros, zeros))
+        return tf.concat([hidden[0], hidden[1]], axis=-1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 2 * self.units)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"units": self.units})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="bilstm_kd")
+class StudentEmbedding(keras.layers.Layer):
+    """Word embeddings, optionally "multichannel" (Kim, 2014): a frozen and a trainable copy, concatenated.
+
+    Pretrained vectors are not part of the config (they are large): build the layer, then call
+    `set_embedding_weights(matrix)`; with `multichannel=True` both copies start from the matrix.
+
+    Args:
+        vocabulary_size: number of word ids, padding (0) included.
+        embedding_dim: size of each copy's vectors.
+        multichannel: add a frozen copy; the output then has `2 * embedding_dim` features.
+
+    Example:
+    >>> embedding = StudentEmbedding(vocabulary_size=10, embedding_dim=3)
+    >>> embedding(np.array([[4, 2, 0]])).shape
+    TensorShape([1, 3, 6])
+    """
+
+    def __init__(self, vocabulary_size: int, embedding_dim: int, multichannel: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        _check_positive_int("vocabulary_size", vocabulary_size)
+        _check_positive_int("embedding_dim", embedding_dim)
+        self.vocabulary_size = vocabulary_size
+        self.embedding_dim = embedding_dim
+        self.multichannel = multichannel
+        self.trainable_embedding = keras.layers.Embedding(vocabulary_size, embedding_dim, name="trainable_embedding")
+        self.frozen_embedding = None
+        if multichannel:
+            self.frozen_embedding = keras.layers.Embedding(
+                vocabulary_size, embedding_dim, trainable=False, name="frozen_embedding"
+            )
+
+    def build(self, input_shape):
+        self.trainable_embedding.build(input_shape)
+        if self.frozen_embedding is not None:
+            self.frozen_embedding.build(input_shape)
+
+    def call(self, token_ids):
+        vectors = self.trainable_embedding(token_ids)
+        if self.frozen_embedding is not None:
+            vectors = keras.ops.concatenate([self.frozen_embedding(token_ids), vectors], axis=-1)
+        return vectors
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.output_dim)
+
+    @property
+    def output_dim(self) -> int:
+        return self.embedding_dim * (2 if self.multichannel else 1)
+
+    def set_embedding_weights(self, matrix: np.ndarray) -> None:
+        """Sets the word vectors of every copy to `matrix` (`[vocabulary_size, embedding_dim]`)."""
+        matrix = np.asarray(matrix, dtype="float32")
+        expected = (self.vocabulary_size, self.embedding_dim)
+        if matrix.shape != expected:
+            raise ValueError(
+                f"The embedding matrix must have shape (vocabulary_size, embedding_dim) = {expected}, "
+                f"received shape {matrix.shape}"
+            )
+        if not self.built:
+            self.build((None, None))
+        self.trainable_embedding.embeddings.assign(matrix)
+        if self.frozen_embedding is not None:
+            self.frozen_embedding.embeddings.assign(matrix)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocabulary_size": self.vocabulary_size,
+                "embedding_dim": self.embedding_dim,
+                "multichannel": self.multichannel,
+            }
+        )
+        return config
+
+
+class _Student(keras.Model):
+    """What both students share: config round trips, pretrained vectors, a padding mask."""
+
+    def set_embedding_weights(self, matrix: np.ndarray) -> None:
+        """Starts the word vectors from `matrix` (`[vocabulary_size, embedding_dim]`); see `StudentEmbedding`."""
+        self.embedding.set_embedding_weights(matrix)
+
+    def _encode(self, token_ids):
+        vectors = self.embedding(token_ids)
+        return self.encoder(vectors, mask=keras.ops.not_equal(token_ids, 0))
+
+    def get_config(self):
+        return {
+            "vocabulary_size": self.vocabulary_size,
+            "embedding_dim": self.embedding_dim,
+            "num_classes": self.num_classes,
+            "lstm_units": self.lstm_units,
+            "hidden_units": self.hidden_units,
+            "multichannel": self.multichannel,
+            "dropout": self.dropout,
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _check_student_arguments(num_classes: int, lstm_units: int, hidden_units: int, dropout: float) -> None:
+    _check_positive_int("lstm_units", lstm_units)
+    _check_positive_int("hidden_units", hidden_units)
+    _check_dropout(dropout)
+    if not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+        raise ValueError(f"`num_classes` must be an integer of at least 2, received num_classes={num_classes!r}")
+
+
+@keras.saving.register_keras_serializable(package="bilstm_kd")
+class BiLSTMClassifier(_Student):
+    """Single-sentence student: embeddings -> BiLSTM -> both final states -> Dense + ReLU -> logits.
+
+    Paper sizes (SST-2): 300-d multichannel word2vec vectors (600-d input), 150 LSTM units per direction,
+    a 200-unit ReLU layer; 961,802 parameters besides the embeddings.
+
+    Args:
+        vocabulary_size: number of word ids, padding (0) included.
+        embedding_dim: size of the word vectors (of each copy when multichannel).
+        num_classes: number of output logits.
+        lstm_units: LSTM state size per direction.
+        hidden_units: size of the ReLU layer.
+        multichannel: a frozen and a trainable copy of the word vectors (Kim, 2014).
+        dropout: dropout rate on the sentence encoding and on the ReLU layer, while training.
+
+    Call arguments:
+        token_ids: int32 `[batch, time]`, 0 = padding (right-padded).
+
+    Example:
+    >>> student = BiLSTMClassifier(vocabulary_size=20, embedding_dim=4, num_classes=2, lstm_units=3,
+    ...                            hidden_units=5)
+    >>> student(np.array([[5, 6, 7, 0], [8, 0, 0, 0]], "int32")).shape
+    TensorShape([2, 2])
+    """
+
+    def __init__(
+        self,
+        vocabulary_size: int,
+        embedding_dim: int,
+        num_classes: int,
+        lstm_units: int = 150,
+        hidden_units: int = 200,
+        multichannel: bool = True,
+        dropout: float = 0.0,
+        **kwargs,
+    ):
+        _check_student_arguments(num_classes, lstm_units, hidden_units, dropout)
+        # === Layers ===
+        self.embedding = StudentEmbedding(vocabulary_size, embedding_dim, multichannel, name="embedding")
+        self.encoder = MaskedBiLSTM(lstm_units, name="encoder")
+        self.encoding_dropout = keras.layers.Dropout(dropout, name="encoding_dropout")
+        self.hidden = keras.layers.Dense(hidden_units, activation="relu", name="hidden")
+        self.hidden_dropout = keras.layers.Dropout(dropout, name="hidden_dropout")
+        self.logits = keras.layers.Dense(num_classes, name="logits")
+
+        # === Functional model ===
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        encoding = self.encoding_dropout(self._encode(token_ids))
+        logits = self.logits(self.hidden_dropout(self.hidden(encoding)))
+        super().__init__(inputs=token_ids, outputs=logits, **kwargs)
+
+        # === Config ===
+        self.vocabulary_size = vocabulary_size
+        self.embedding_dim = embedding_dim
+        self.num_classes = num_classes
+        self.lstm_units = lstm_units
+        self.hidden_units = hidden_units
+        self.multichannel = multichannel
+        self.dropout = dropout
+
+
+@keras.saving.register_keras_serializable(package="bilstm_kd")
+class SiameseBiLSTMClassifier(_Student):
+    """Sentence-pair student: one shared BiLSTM encodes both sentences to `h1`, `h2`; the classifier sees
+    `[h1, h2, h1 * h2, |h1 - h2|]` -> Dense + ReLU -> logits.
+
+    Paper sizes (QQP, MNLI): 300-d multichannel vectors, 300 LSTM units per direction, 400 ReLU units.
+
+    Args:
+        vocabulary_size: number of word ids, padding (0) included.
+        embedding_dim: size of the word vectors (of each copy when multichannel).
+        num_classes: number of output logits.
+        lstm_units: LSTM state size per direction.
+        hidden_units: size of the ReLU layer.
+        multichannel: a frozen and a trainable copy of the word vectors (Kim, 2014).
+        dropout: dropout rate on the pair features and on the ReLU layer, while training.
+
+    Call arguments:
+        inputs: a tuple `(token_ids_a, token_ids_b)` of int32 `[batch, time]` ids, 0 = padding; the two may
+            have different lengths.
+
+    Example:
+    >>> student = SiameseBiLSTMClassifier(vocabulary_size=20, embedding_dim=4, num_classes=3, lstm_units=3,
+    ...                                   hidden_units=5)
+    >>> student((np.array([[5, 6, 0]], "int32"), np.array([[7, 8, 9, 4]], "int32"))).shape
+    TensorShape([1, 3])
+    """
+
+    def __init__(
+        self,
+        vocabulary_size: int,
+        embedding_dim: int,
+        num_classes: int,
+        lstm_units: int = 300,
+        hidden_units: int = 400,
+        multichannel: bool = True,
+        dropout: float = 0.0,
+        **kwargs,
+    ):
+        _check_student_arguments(num_classes, lstm_units, hidden_units, dropout)
+        # === Layers ===
+        self.embedding = StudentEmbedding(vocabulary_size, embedding_dim, multichannel, name="embedding")
+        self.encoder = MaskedBiLSTM(lstm_units, name="encoder")
+        self.features_dropout = keras.layers.Dropout(dropout, name="features_dropout")
+        self.hidden = keras.layers.Dense(hidden_units, activation="relu", name="hidden")
+        self.hidden_dropout = keras.layers.Dropout(dropout, name="hidden_dropout")
+        self.logits = keras.layers.Dense(num_classes, name="logits")
+
+        # === Functional model ===
+        token_ids_a = keras.Input(shape=(None,), dtype="int32", name="token_ids_a")
+        token_ids_b = keras.Input(shape=(None,), dtype="int32", name="token_ids_b")
+        encoding_a, encoding_b = self._encode(token_ids_a), self._encode(token_ids_b)
+        features = keras.ops.concatenate(
+            [
+                encoding_a,
+                encoding_b,
+                encoding_a * encoding_b,
+                keras.ops.abs(encoding_a - encoding_b),
+            ],
+            axis=-1,
+        )
+        hidden = self.hidden_dropout(self.hidden(self.features_dropout(features)))
+        logits = self.logits(hidden)
+        super().__init__(inputs=(token_ids_a, token_ids_b), outputs=logits, **kwargs)
+
+        # === Config ===
+        self.vocabulary_size = vocabulary_size
+        self.embedding_dim = embedding_dim
+        self.num_classes = num_classes
+        self.lstm_units = lstm_units
+        self.hidden_units = hidden_units
+        self.multichannel = multichannel
+        self.dropout = dropout
+
+
+def build_student(
+    student_config: StudentConfig, task: Task, vocabulary_size: int, embedding_matrix: np.ndarray | None = None
+) -> keras.Model:
+    """The student for `task` (siamese for sentence pairs) sized by `student_config`.
+
+    Args:
+        student_config: sizes, dropout and multichannel setting.
+        task: decides single sentence vs pair and the number of classes.
+        vocabulary_size: number of word ids, reserved tokens included.
+        embedding_matrix: pretrained vectors `[vocabulary_size, dim]`; they set the embedding size
+            (`student_config.embedding_dim` is used only without them).
+
+    Returns:
+        A `BiLSTMClassifier` or `SiameseBiLSTMClassifier`.
+    """
+    embedding_dim = student_config.embedding_dim
+    if embedding_matrix is not None:
+        embedding_matrix = np.asarray(embedding_matrix)
+        if embedding_matrix.ndim != 2 or embedding_matrix.shape[0] != vocabulary_size:
+            raise ValueError(
+                f"embedding_matrix must have shape (vocabulary_size={vocabulary_size}, dim), "
+                f"received shape {embedding_matrix.shape}"
+            )
+        embedding_dim = embedding_matrix.shape[1]
+    student_class = SiameseBiLSTMClassifier if task.is_pair else BiLSTMClassifier
+    student = student_class(
+        vocabulary_size=vocabulary_size,
+        embedding_dim=embedding_dim,
+        num_classes=task.num_classes,
+        lstm_units=student_config.lstm_units,
+        hidden_units=student_config.hidden_units,
+        multichannel=student_config.multichannel,
+        dropout=student_config.dropout,
+        name=f"{task.name}_student",
+    )
+    if embedding_matrix is not None:
+        student.set_embedding_weights(embedding_matrix)
+    return student
