@@ -17,6 +17,8 @@ the labels, the maximum length and the special ids; `tflite_predict_texts` token
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 from collections.abc import Sequence
@@ -245,7 +247,10 @@ def export_tflite(
     if quantization == "float16":
         converter.target_spec.supported_types = [tf.float16]
     try:
-        flatbuffer = converter.convert()
+        # The converter saves the model first and prints the saved signatures to stdout: keep stdout clean
+        # for callers that print results (benchmarks print JSON).
+        with contextlib.redirect_stdout(io.StringIO()):
+            flatbuffer = converter.convert()
     except Exception as error:  # the converter raises many types; say which model and setting failed
         raise RuntimeError(
             f"TFLite conversion of {student.name} (quantization={quantization!r}, max_length={max_length}) "

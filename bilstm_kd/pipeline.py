@@ -1,72 +1,589 @@
 """The distillation pipeline: stages that read and write one run directory.
 
-    config.json            the resolved run configuration
-    data_stats.json        dataset statistics, vocabulary size and word-vector coverage
-    teacher/ transfer/ student/ export/ report.json report.md
+    config.json              the resolved run configuration (rewritten by every run)
+    data_stats.json          dataset statistics, vocabulary size and word-vector coverage
+    stages/<stage>.json      each stage's fingerprint, status, outputs and timing
+    teacher/                 the fine-tuned teacher (teacher.keras, teacher.json with its dev metrics)
+    transfer/pos/            cached part-of-speech tags
+    transfer/augmented/      the augmented transfer set (sharded TFRecords + manifest)
+    transfer/labelled/       the same records with the teacher's logits
+    student/vocab.txt        the student's vocabulary
+    student/distilled/       checkpoints, TensorBoard logs and student.keras of the distilled student
+    student/baseline/        the same student trained on gold labels only
+    export/                  saved_model/, student.tflite (+ vocab.txt, labels.txt, metadata)
+    report.json, report.md, report.png
 
-Each stage is a function of the run configuration and the run directory.
+A stage is skipped when its record's fingerprint (a hash of every setting and upstream result it depends
+on) matches and it finished; a changed setting reruns exactly the stages that depend on it. A stage that
+was killed resumes: its record says "running" with the same fingerprint, and its own checkpoints (teacher
+epochs, transfer-set shards, labelled shards, student epochs) are picked up where they stopped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 import time
+from collections.abc import Callable
 from typing import Any
 
-from absl import logging
+import numpy as np
 
 from bilstm_kd.config import RunConfig
 from bilstm_kd.data import Examples, load_split, statistics
-from bilstm_kd.embeddings import build_embeddings
-from bilstm_kd.tasks import get_task
+from bilstm_kd.embeddings import EmbeddingMatrix, build_embeddings
+from bilstm_kd.shards import fingerprint
+from bilstm_kd.tasks import Task, get_task
 from bilstm_kd.vocab import Vocabulary
 
-AVAILABLE_STAGES: tuple[str, ...] = ()
+# How many dev examples the report times the models on (MNLI's dev sets have ~10k).
+SPEED_EXAMPLES = 2048
+
+
+# Stages whose outputs another stage reads.
+DEPENDENCIES = {"label": ("teacher", "augment"), "distill": ("label",), "export": ("distill",)}
+
+
+def needed_stages(requested: set[str]) -> set[str]:
+    """The requested stages and everything they depend on."""
+    needed, pending = set(), list(requested)
+    while pending:
+        stage = pending.pop()
+        if stage not in needed:
+            needed.add(stage)
+            pending.extend(DEPENDENCIES.get(stage, ()))
+    return needed
+
+
+class StageError(RuntimeError):
+    """A stage cannot run, e.g. because a stage it depends on has no up-to-date output."""
 
 
 def write_json(path: str, values: Any) -> None:
     """Writes JSON atomically: a reader never sees a half-written file."""
     temporary = path + ".tmp"
     with open(temporary, "w", encoding="utf-8") as file:
-        json.dump(values, file, indent=2, sort_keys=True)
+        json.dump(values, file, indent=2, sort_keys=True, default=str)
         file.write("\n")
     os.replace(temporary, path)
 
 
-def load_data(config: RunConfig) -> tuple[Examples, dict[str, Examples]]:
-    """The training split and every dev split of the configured task."""
-    task = get_task(config.data.task)
-    train = load_split(config.data, "train")
-    dev = {split: load_split(config.data, split) for split in task.dev_splits}
-    return train, dev
+def read_json(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
 
 
-def build_vocabulary(config: RunConfig, train: Examples) -> Vocabulary:
-    texts = (text for column in train.texts for text in column)
-    return Vocabulary.from_texts(texts, config.student.vocab_min_count, config.student.vocab_max_size)
+def _texts_fingerprint(examples: Examples) -> str:
+    return fingerprint(
+        {"texts": [list(map(str, column)) for column in examples.texts], "labels": examples.labels.tolist()}
+    )
 
 
-def prepare(config: RunConfig) -> dict[str, Any]:
-    """Loads the data, builds the student vocabulary and embeddings, and writes their statistics."""
-    started = time.perf_counter()
-    task = get_task(config.data.task)
-    train, dev = load_data(config)
-    vocabulary = build_vocabulary(config, train)
-    student_dir = os.path.join(config.workdir, "student")
-    os.makedirs(student_dir, exist_ok=True)
-    vocabulary.save(os.path.join(student_dir, "vocab.txt"))
-    embeddings = build_embeddings(config.student, vocabulary, seed=config.seed)
-    stats = {
-        "task": task.name,
-        "source": config.data.data_source,
-        "splits": {"train": statistics(train, task)} | {split: statistics(dev[split], task) for split in dev},
-        "vocabulary_size": len(vocabulary),
-        "embeddings": embeddings.summary(),
-        "seconds": round(time.perf_counter() - started, 2),
-    }
-    write_json(os.path.join(config.workdir, "data_stats.json"), stats)
-    return stats
+def _directory_bytes(path: str) -> int:
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
+
+
+class Pipeline:
+    """One run of the configured stages in `config.workdir`.
+
+    Args:
+        config: the validated run configuration.
+        verbose: 1 shows progress bars, 0 keeps quiet (tests).
+        timing_seconds: how long the report times each model at each batch size (at least one pass).
+    """
+
+    def __init__(self, config: RunConfig, verbose: int = 1, timing_seconds: float = 2.0):
+        self.config = config
+        self.verbose = verbose
+        self.timing_seconds = timing_seconds
+        self.task: Task = get_task(config.data.task)
+        self.workdir = config.workdir
+        self.requested = set(config.stage_list())
+        self.needed = needed_stages(self.requested)
+        self.stage_seconds: dict[str, dict[str, Any]] = {}
+        self.paths = {
+            "teacher": os.path.join(self.workdir, "teacher"),
+            "pos": os.path.join(self.workdir, "transfer", "pos"),
+            "augmented": os.path.join(self.workdir, "transfer", "augmented"),
+            "labelled": os.path.join(self.workdir, "transfer", "labelled"),
+            "vocabulary": os.path.join(self.workdir, "student", "vocab.txt"),
+            "distill": os.path.join(self.workdir, "student", "distilled"),
+            "baseline": os.path.join(self.workdir, "student", "baseline"),
+            "export": os.path.join(self.workdir, "export"),
+            "stages": os.path.join(self.workdir, "stages"),
+        }
+        self._teacher = None
+
+    # ------------------------------------------------------------------------------------------ helpers
+
+    def log(self, message: str) -> None:
+        if self.verbose:
+            print(message, flush=True)
+
+    def _settings(self, section: Any) -> dict[str, Any]:
+        return dataclasses.asdict(section)
+
+    def _stage(
+        self, name: str, depends_on: dict[str, Any], function: Callable[[], dict[str, Any]], owned: tuple[str, ...] = ()
+    ) -> dict[str, Any] | None:
+        """Runs `function` unless its up-to-date outputs exist; returns the stage's outputs.
+
+        A stage outside `--stages` is not run: its up-to-date outputs are used, and without them a stage
+        that a requested one needs is an error, while one the report would merely show is left out (None).
+        `owned` directories belong to this stage alone: they are cleared when the fingerprint changed
+        (so stale checkpoints are never resumed) and kept when a killed run with the same fingerprint
+        resumes.
+        """
+        stage_fingerprint = fingerprint(depends_on)
+        record_path = os.path.join(self.paths["stages"], f"{name}.json")
+        record = read_json(record_path) or {}
+        same = record.get("fingerprint") == stage_fingerprint
+        if same and record.get("status") == "done":
+            self.log(f"[{name}] up to date (fingerprint {stage_fingerprint}): skipped")
+            self.stage_seconds[name] = {"status": "up to date", "seconds": record.get("seconds")}
+            return record["outputs"]
+        if name not in self.requested:
+            if name not in self.needed:
+                return None
+            raise StageError(
+                f"Stage '{name}' has no up-to-date output in {self.workdir} and is not in "
+                f"--stages={self.config.stages}; add it to --stages"
+            )
+        if not same:
+            for directory in owned:
+                if os.path.exists(directory):
+                    self.log(f"[{name}] settings changed: clearing {directory}")
+                    shutil.rmtree(directory)
+        elif record.get("status") == "running":
+            self.log(f"[{name}] resuming an interrupted run")
+        os.makedirs(self.paths["stages"], exist_ok=True)
+        write_json(record_path, {"fingerprint": stage_fingerprint, "status": "running", "depends_on": depends_on})
+        self.log(f"[{name}] running")
+        started = time.perf_counter()
+        outputs = function()
+        seconds = round(time.perf_counter() - started, 1)
+        write_json(
+            record_path,
+            {
+                "fingerprint": stage_fingerprint,
+                "status": "done",
+                "seconds": seconds,
+                "outputs": outputs,
+                "depends_on": depends_on,
+            },
+        )
+        self.stage_seconds[name] = {"status": "ran", "seconds": seconds}
+        self.log(f"[{name}] done in {seconds:.1f} s; wrote {outputs.get('wrote', '-')}")
+        return outputs
+
+    # ------------------------------------------------------------------------------------------- data
+
+    def prepare(self) -> dict[str, Any]:
+        """Loads the data and builds the student vocabulary and embeddings (cheap: done every run)."""
+        started = time.perf_counter()
+        config = self.config
+        self.train = load_split(config.data, "train")
+        self.dev = {split: load_split(config.data, split) for split in self.task.dev_splits}
+        texts = (text for column in self.train.texts for text in column)
+        self.vocabulary = Vocabulary.from_texts(texts, config.student.vocab_min_count, config.student.vocab_max_size)
+        os.makedirs(os.path.dirname(self.paths["vocabulary"]), exist_ok=True)
+        self.vocabulary.save(self.paths["vocabulary"])
+        self.embeddings: EmbeddingMatrix = build_embeddings(config.student, self.vocabulary, seed=config.seed)
+        self.data_fingerprint = fingerprint(
+            {"train": _texts_fingerprint(self.train), "dev": {s: _texts_fingerprint(d) for s, d in self.dev.items()}}
+        )
+        self.student_inputs_fingerprint = fingerprint(
+            {
+                "data": self.data_fingerprint,
+                "vocabulary": list(self.vocabulary.tokens),
+                "embeddings": self.embeddings.summary(),
+            }
+        )
+        stats = {
+            "task": self.task.name,
+            "source": config.data.data_source,
+            "splits": {"train": statistics(self.train, self.task)}
+            | {split: statistics(examples, self.task) for split, examples in self.dev.items()},
+            "vocabulary_size": len(self.vocabulary),
+            "embeddings": self.embeddings.summary(),
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+        write_json(os.path.join(self.workdir, "data_stats.json"), stats)
+        return stats
+
+    # --------------------------------------------------------------------------------------- teacher
+
+    def teacher_depends_on(self) -> dict[str, Any]:
+        return {"data": self.data_fingerprint, "teacher": self._settings(self.config.teacher), "seed": self.config.seed}
+
+    def run_teacher(self, results: dict[str, Any]) -> dict[str, Any] | None:
+        from bilstm_kd import teacher as teacher_lib
+
+        def fine_tune() -> dict[str, Any]:
+            first_dev = self.dev[self.task.dev_splits[0]]
+            model, _ = teacher_lib.fine_tune_teacher(
+                self.config.teacher,
+                self.task,
+                self.train,
+                first_dev,
+                self.paths["teacher"],
+                self.config.seed,
+                self.verbose,
+            )
+            self._teacher = model
+            dev_metrics = {
+                split: teacher_lib.evaluate_teacher(model, examples, self.task, self.config.teacher.label_batch_size)
+                for split, examples in self.dev.items()
+            }
+            self.log(f"[teacher] dev: {dev_metrics}")
+            return {
+                "dev": dev_metrics,
+                "teacher_fingerprint": teacher_lib.saved_teacher_fingerprint(self.paths["teacher"]),
+                "wrote": self.paths["teacher"],
+            }
+
+        return self._stage("teacher", self.teacher_depends_on(), fine_tune)
+
+    def teacher_model(self):
+        if self._teacher is None:
+            from bilstm_kd.teacher import load_fine_tuned_teacher
+
+            self._teacher = load_fine_tuned_teacher(self.paths["teacher"])
+        return self._teacher
+
+    # --------------------------------------------------------------------------------- transfer set
+
+    def augment_depends_on(self) -> dict[str, Any]:
+        return {"data": self.data_fingerprint, "augment": self._settings(self.config.augment), "seed": self.config.seed}
+
+    def run_augment(self, results: dict[str, Any]) -> dict[str, Any] | None:
+        from bilstm_kd.transfer import build_transfer_set
+
+        def augment() -> dict[str, Any]:
+            store = build_transfer_set(
+                self.train, self.task, self.config.augment, self.config.seed, self.paths["augmented"], self.paths["pos"]
+            )
+            statistics = store.manifest["statistics"]
+            self.log(f"[augment] transfer set: {statistics}")
+            return {"statistics": statistics, "store_fingerprint": store.fingerprint, "wrote": self.paths["augmented"]}
+
+        return self._stage("augment", self.augment_depends_on(), augment)
+
+    def run_label(self, results: dict[str, Any]) -> dict[str, Any] | None:
+        from bilstm_kd.labelling import label_transfer_set
+        from bilstm_kd.shards import ShardedRecords
+
+        if "teacher" not in results or "augment" not in results:
+            return None
+        teacher_outputs, augment_outputs = results["teacher"], results["augment"]
+
+        def label() -> dict[str, Any]:
+            source = ShardedRecords.open_existing(self.paths["augmented"])
+            store = label_transfer_set(
+                self.teacher_model(),
+                source,
+                self.paths["labelled"],
+                self.task,
+                batch_size=self.config.teacher.label_batch_size,
+                teacher_fingerprint=teacher_outputs["teacher_fingerprint"],
+                verbose=self.verbose,
+            )
+            return {"statistics": store.manifest.get("statistics", {}), "wrote": self.paths["labelled"]}
+
+        depends_on = {
+            "teacher": teacher_outputs["teacher_fingerprint"],
+            "transfer_set": augment_outputs["store_fingerprint"],
+        }
+        return self._stage("label", depends_on, label)
+
+    # ------------------------------------------------------------------------------------- students
+
+    def _tokenizer(self):
+        from bilstm_kd.vocab import WordTokenizer
+
+        return WordTokenizer(self.vocabulary.tokens, self.config.student.max_length)
+
+    def _dev_batches(self, examples: Examples):
+        from bilstm_kd.training import example_batches
+
+        return example_batches(examples.to_dataset(), self._tokenizer(), self.task.is_pair, batch_size=256)
+
+    def _train(self, directory: str, alpha: float, train_dataset) -> dict[str, Any]:
+        """Builds a fresh student and trains it (resuming from `directory`); returns metrics and history."""
+        import keras
+
+        from bilstm_kd.distiller import Distiller
+        from bilstm_kd.students import build_student
+        from bilstm_kd.training import evaluate_student, train_student
+
+        keras.utils.set_random_seed(self.config.seed)
+        student = build_student(self.config.student, self.task, len(self.vocabulary), self.embeddings.weights)
+        distill = self.config.distill
+        distiller = Distiller(
+            student,
+            alpha=alpha,
+            distill_loss=distill.distill_loss,
+            mse_reduction=distill.mse_reduction,
+            temperature=distill.temperature,
+            num_classes=self.task.num_classes,
+            task_metrics=self.task.metrics,
+        )
+        first_dev = self._dev_batches(self.dev[self.task.dev_splits[0]])
+        summary = train_student(distiller, train_dataset, first_dev, distill, directory, verbose=self.verbose)
+        dev_metrics = {
+            split: evaluate_student(student, self._dev_batches(examples), self.task)
+            for split, examples in self.dev.items()
+        }
+        return {
+            "dev": dev_metrics,
+            "training": {key: value for key, value in summary.items() if key != "history"},
+            "history": summary.get("history", {}),
+            "student_path": os.path.join(directory, "student.keras"),
+            "wrote": directory,
+        }
+
+    def student_depends_on(self) -> dict[str, Any]:
+        distill = self._settings(self.config.distill)
+        distill.pop("baseline")
+        return {
+            "student_inputs": self.student_inputs_fingerprint,
+            "student": self._settings(self.config.student),
+            "distill": distill,
+            "seed": self.config.seed,
+        }
+
+    def run_distill(self, results: dict[str, Any]) -> dict[str, Any] | None:
+        from bilstm_kd.records import parse_records
+        from bilstm_kd.shards import ShardedRecords
+        from bilstm_kd.training import transfer_batches
+
+        if "label" not in results:
+            return None
+        label_outputs = results["label"]
+
+        def distill() -> dict[str, Any]:
+            store = ShardedRecords.open_existing(self.paths["labelled"])
+            records = parse_records(store.dataset(), self.task.is_pair, self.task.num_classes)
+            train_dataset = transfer_batches(
+                records, self._tokenizer(), self.task.is_pair, self.config.distill.batch_size, seed=self.config.seed
+            )
+            outputs = self._train(self.paths["distill"], self.config.distill.alpha, train_dataset)
+            self.log(f"[distill] dev: {outputs['dev']}")
+            return outputs
+
+        depends_on = {
+            **self.student_depends_on(),
+            "labelled": label_outputs["statistics"],
+            "teacher": label_outputs["wrote"],
+        }
+        return self._stage("distill", depends_on, distill, owned=(self.paths["distill"],))
+
+    def run_baseline(self, results: dict[str, Any]) -> dict[str, Any] | None:
+        from bilstm_kd.training import example_batches
+
+        def baseline() -> dict[str, Any]:
+            train_dataset = example_batches(
+                self.train.to_dataset(),
+                self._tokenizer(),
+                self.task.is_pair,
+                self.config.distill.batch_size,
+                shuffle=True,
+                seed=self.config.seed,
+            )
+            outputs = self._train(self.paths["baseline"], 1.0, train_dataset)
+            self.log(f"[baseline] dev: {outputs['dev']}")
+            return outputs
+
+        return self._stage("baseline", self.student_depends_on(), baseline, owned=(self.paths["baseline"],))
+
+    # ---------------------------------------------------------------------------------------- export
+
+    def run_export(self, results: dict[str, Any]) -> dict[str, Any] | None:
+        import keras
+
+        from bilstm_kd import export
+
+        if "distill" not in results:
+            return None
+        distill_outputs = results["distill"]
+
+        def export_student() -> dict[str, Any]:
+            student = keras.saving.load_model(distill_outputs["student_path"])
+            max_length = self.config.student.max_length
+            directory = self.paths["export"]
+            os.makedirs(directory, exist_ok=True)
+            outputs: dict[str, Any] = {"wrote": directory}
+            first_dev = self.dev[self.task.dev_splits[0]]
+            if self.config.export.export_saved_model:
+                path = export.export_saved_model(
+                    student, self.vocabulary, self.task, max_length, os.path.join(directory, "saved_model")
+                )
+                sample = tuple(column[:64] for column in first_dev.texts)
+                outputs["saved_model"] = {
+                    "path": path,
+                    "bytes": _directory_bytes(path),
+                    "verification": export.verify_saved_model(
+                        path, student, self.vocabulary, max_length, sample[0] if len(sample) == 1 else sample
+                    ),
+                }
+            if self.config.export.export_tflite:
+                path = export.export_tflite(
+                    student,
+                    self.task,
+                    self.vocabulary,
+                    max_length,
+                    os.path.join(directory, "student.tflite"),
+                    quantization=self.config.export.tflite_quantization,
+                )
+                tokenizer = self._tokenizer_fixed()
+                ids = tuple(
+                    tokenizer(np.asarray(column, dtype=object).astype(str)).numpy() for column in first_dev.texts
+                )
+                verification = export.verify_tflite(path, student, ids[0] if len(ids) == 1 else ids)
+                dev_metrics = {}
+                for split, examples in self.dev.items():
+                    split_texts = examples.texts[0] if not self.task.is_pair else tuple(examples.texts)
+                    logits = export.tflite_predict_texts(path, split_texts)
+                    dev_metrics[split] = self.task.evaluate(examples.labels, np.argmax(logits, axis=-1))
+                outputs["tflite"] = {
+                    "path": path,
+                    "bytes": os.path.getsize(path),
+                    "quantization": self.config.export.tflite_quantization,
+                    "verification": verification,
+                    "dev": dev_metrics,
+                }
+                self.log(f"[export] TFLite dev: {dev_metrics}; vs Keras: {verification}")
+            return outputs
+
+        depends_on = {"student": distill_outputs["training"], "export": self._settings(self.config.export)}
+        return self._stage("export", depends_on, export_student, owned=(self.paths["export"],))
+
+    def _tokenizer_fixed(self):
+        from bilstm_kd.vocab import WordTokenizer
+
+        return WordTokenizer(self.vocabulary.tokens, self.config.student.max_length, pad_to_max_length=True)
+
+    # ---------------------------------------------------------------------------------------- report
+
+    def _student_entry(self, outputs: dict[str, Any], batches: dict[str, list]) -> dict[str, Any]:
+        import keras
+
+        from bilstm_kd import speed
+
+        student = keras.saving.load_model(outputs["student_path"])
+        embedding = sum(int(np.prod(weight.shape)) for weight in student.weights if "embedding" in weight.path)
+        forward = speed.compiled_forward(student)
+        return {
+            "dev": outputs["dev"],
+            "parameters": {"embedding": embedding, "non_embedding": int(student.count_params()) - embedding},
+            "file_bytes": os.path.getsize(outputs["student_path"]),
+            "throughput": {
+                name: speed.throughput(forward, batch, self.timing_seconds)["examples_per_second"]
+                for name, batch in batches.items()
+            },
+            "history": outputs.get("history", {}),
+        }
+
+    def run_report(self, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        from bilstm_kd import speed
+        from bilstm_kd.report import write_report
+
+        started = time.perf_counter()
+        first_dev = self.dev[self.task.dev_splits[0]]
+        texts = tuple(column[:SPEED_EXAMPLES] for column in first_dev.texts)
+        models: dict[str, Any] = {}
+        if "teacher" in results:
+            teacher = self.teacher_model()
+            from bilstm_kd.teacher import teacher_size
+
+            size = teacher_size(teacher, sequence_length=teacher.sequence_length)
+            embedding = int(np.prod(teacher.backbone.token_embedding.embeddings.shape))
+            forward = speed.compiled_forward(teacher)
+            batches = {
+                "batch_512": speed.teacher_batches(teacher.preprocessor, texts, 512),
+                "batch_1": speed.teacher_batches(teacher.preprocessor, tuple(column[:32] for column in texts), 1),
+            }
+            models["teacher"] = {
+                "dev": results["teacher"]["dev"],
+                "parameters": {"embedding": embedding, "non_embedding": size["parameters"] - embedding},
+                "file_bytes": _directory_bytes(self.paths["teacher"]),
+                "flops_per_example": size["flops_per_example"],
+                "throughput": {
+                    name: speed.throughput(forward, batch, self.timing_seconds)["examples_per_second"]
+                    for name, batch in batches.items()
+                },
+            }
+        tokenizer = self._tokenizer()
+        student_batches = {
+            "batch_512": speed.student_batches(tokenizer, texts, 512),
+            "batch_1": speed.student_batches(tokenizer, tuple(column[:256] for column in texts), 1),
+        }
+        for name in ("distill", "baseline"):
+            if name in results:
+                models["student" if name == "distill" else "baseline"] = self._student_entry(
+                    results[name], student_batches
+                )
+        tflite = results.get("export", {}).get("tflite")
+        if tflite:
+            models["student_tflite"] = {
+                "dev": tflite["dev"],
+                "file_bytes": tflite["bytes"],
+                "verification": {k: tflite["verification"][k] for k in ("max_abs_diff", "label_agreement")},
+            }
+        report: dict[str, Any] = {
+            "task": self.task.name,
+            "metrics": list(self.task.metrics),
+            "models": models,
+            "stages": self.stage_seconds,
+            "data": {"train": len(self.train), **{split: len(examples) for split, examples in self.dev.items()}},
+        }
+        if "teacher" in models and "student" in models:
+            report["speedup"] = {
+                name: models["student"]["throughput"][name] / models["teacher"]["throughput"][name]
+                for name in ("batch_512", "batch_1")
+            }
+        if "augment" in results:
+            report["transfer_set"] = results["augment"]["statistics"]
+        self.stage_seconds["report"] = {"status": "ran", "seconds": round(time.perf_counter() - started, 1)}
+        paths = write_report(report, self.workdir)
+        self.log(f"[report] wrote {', '.join(paths.values())}")
+        return report
+
+    # ------------------------------------------------------------------------------------------- run
+
+    def run(self) -> dict[str, Any]:
+        os.makedirs(self.workdir, exist_ok=True)
+        write_json(os.path.join(self.workdir, "config.json"), self.config.to_dict())
+        stats = self.prepare()
+        self.log(format_statistics(stats))
+        runners = {
+            "teacher": self.run_teacher,
+            "augment": self.run_augment,
+            "label": self.run_label,
+            "distill": self.run_distill,
+            "baseline": self.run_baseline,
+            "export": self.run_export,
+        }
+        # The report shows every model whose outputs are up to date, even from stages not run now.
+        candidates = set(runners) if "report" in self.requested else self.needed
+        if not self.config.distill.baseline:
+            candidates.discard("baseline")
+        results: dict[str, dict[str, Any]] = {}
+        for stage, runner in runners.items():
+            if stage in candidates:
+                outputs = runner(results)
+                if outputs is not None:
+                    results[stage] = outputs
+        if "report" in self.requested:
+            return self.run_report(results)
+        return {"stages": self.stage_seconds}
 
 
 def format_statistics(stats: dict[str, Any]) -> str:
@@ -88,14 +605,6 @@ def format_statistics(stats: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(config: RunConfig) -> dict[str, Any]:
+def run(config: RunConfig, verbose: int = 1) -> dict[str, Any]:
     """Runs the configured stages in `config.workdir`."""
-    os.makedirs(config.workdir, exist_ok=True)
-    write_json(os.path.join(config.workdir, "config.json"), config.to_dict())
-    stats = prepare(config)
-    print(format_statistics(stats), flush=True)
-    missing = [stage for stage in config.stage_list() if stage not in AVAILABLE_STAGES]
-    if missing:
-        logging.warning("Stages not available yet: %s", ", ".join(missing))
-        print(f"Stages not available yet: {', '.join(missing)}", flush=True)
-    return stats
+    return Pipeline(config, verbose=verbose).run()

@@ -90,6 +90,10 @@ class MaskedBiLSTM(keras.layers.Layer):
         units = self.units
         no_mask = mask is None
         lengths = tf.fill([batch_size], num_steps) if no_mask else tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+        # Positions past the longest sentence change nothing: drop them before any work (a fixed-length
+        # TFLite input of 64 positions holding a 20-word sentence then costs 20 steps, not 64).
+        last_step = tf.reduce_max(tf.concat([lengths, [0]], axis=0))
+        inputs = inputs[:, :last_step]
 
         projected = tf.einsum("btd,dg->btg", inputs, tf.convert_to_tensor(self.kernel)) + self.bias
         forward, backward = projected[..., : 4 * units], projected[..., 4 * units :]
@@ -109,7 +113,7 @@ class MaskedBiLSTM(keras.layers.Layer):
             return time + 1, tf.where(inside, new_hidden, hidden), tf.where(inside, new_cell, cell)
 
         zeros = tf.zeros(tf.stack([2, batch_size, units]), dtype=inputs.dtype)
-        _, hidden, _ = tf.while_loop(lambda time, hidden, cell: time < num_steps, step, (tf.constant(0), zeros, zeros))
+        _, hidden, _ = tf.while_loop(lambda time, hidden, cell: time < last_step, step, (tf.constant(0), zeros, zeros))
         return tf.concat([hidden[0], hidden[1]], axis=-1)
 
     def compute_mask(self, inputs, mask=None):

@@ -81,5 +81,5 @@ def test_open_existing_reads_without_clearing(tmp_path):
     opened = ShardedRecords.open_existing(tmp_path / "store")
     assert opened.fingerprint == store.fingerprint and opened.is_complete()
     assert len(list(opened.dataset())) == 6
-    with pytest.raises(FileNotFoundError, match="manifest.json"):
+    with pytest.raises(FileNotFoundError, match=r"manifest\.json"):
         ShardedRecords.open_existing(tmp_path / "nothing")

@@ -1,0 +1,173 @@
+"""Inference speed, side by side in one process: the paper-size BiLSTM student against BERT teachers.
+
+Models: the SST-2 student of Tang et al. 2019 (300-d multichannel embeddings, 150 LSTM units per direction,
+200 ReLU units), the offline all-MiniLM-L6-v2 teacher, and keras-hub BERT backbones with the exact shapes
+of BERT-base and BERT-large (random weights: speed does not depend on them). Each model reads the SST-2
+dev sentences in data order, batches padded to their longest, at batch 512 (the paper's setting) and at
+batch 1. Then the student's TFLite export runs a 20-word sentence on the plain LiteRT interpreter many
+times for single-sentence latency percentiles.
+
+    python benchmarks/speed.py --data_dir ../shared/data/glue/SST-2 > speed.json
+
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import keras_hub
+import numpy as np
+
+from bilstm_kd import speed
+from bilstm_kd.config import DataConfig, StudentConfig, TeacherConfig
+from bilstm_kd.data import load_split
+from bilstm_kd.export import export_tflite
+from bilstm_kd.students import build_student
+from bilstm_kd.tasks import get_task
+from bilstm_kd.teacher import BertTeacher, load_backbone_and_tokenizer, load_teacher
+from bilstm_kd.vocab import Vocabulary, WordTokenizer
+
+# Shapes of Devlin et al. 2019: (layers, hidden, heads, feed-forward).
+BERT_SHAPES = {"bert_base": (12, 768, 12, 3072), "bert_large": (24, 1024, 16, 4096)}
+
+
+def parameters(model: keras.Model, embedding: int) -> dict:
+    total = int(model.count_params())
+    return {"total": total, "embedding": embedding, "non_embedding": total - embedding}
+
+
+def bert_with_shape(name: str, tokenizer, sequence_length: int) -> BertTeacher:
+    layers, hidden, heads, intermediate = BERT_SHAPES[name]
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=tokenizer.vocabulary_size(),
+        num_layers=layers,
+        num_heads=heads,
+        hidden_dim=hidden,
+        intermediate_dim=intermediate,
+        max_sequence_length=512,
+    )
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=sequence_length)
+    return BertTeacher(backbone, preprocessor, num_classes=2)
+
+
+def time_teacher(teacher: BertTeacher, texts: tuple, batch1_texts: tuple, seconds: float) -> dict:
+    forward = speed.compiled_forward(teacher)
+    embedding = int(np.prod(teacher.backbone.token_embedding.embeddings.shape))
+    return {
+        "parameters": parameters(teacher, embedding),
+        "batch_512": speed.throughput(forward, speed.teacher_batches(teacher.preprocessor, texts, 512), seconds),
+        "batch_1": speed.throughput(forward, speed.teacher_batches(teacher.preprocessor, batch1_texts, 1), seconds),
+    }
+
+
+def tflite_latency(student, task, vocabulary, max_length: int, runs: int) -> dict:
+    from ai_edge_litert.interpreter import Interpreter
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = export_tflite(student, task, vocabulary, max_length, os.path.join(directory, "student.tflite"))
+        size = os.path.getsize(path)
+        interpreter = Interpreter(model_path=path, num_threads=1)
+        interpreter.allocate_tensors()
+        (input_detail,) = interpreter.get_input_details()
+        output_index = interpreter.get_output_details()[0]["index"]
+        # A 20-word sentence of real words, padded to the model's fixed length.
+        ids = np.zeros([1, max_length], np.int32)
+        ids[0, :20] = np.arange(3, 23)
+        interpreter.resize_tensor_input(input_detail["index"], [1, max_length])
+        interpreter.allocate_tensors()
+        latencies = []
+        for _ in range(runs + 20):
+            started = time.perf_counter()
+            interpreter.set_tensor(input_detail["index"], ids)
+            interpreter.invoke()
+            interpreter.get_tensor(output_index)
+            latencies.append(time.perf_counter() - started)
+        latencies = np.array(latencies[20:]) * 1000
+    return {
+        "max_length": max_length,
+        "words": 20,
+        "runs": runs,
+        "threads": 1,
+        "p50_ms": float(np.percentile(latencies, 50)),
+        "p99_ms": float(np.percentile(latencies, 99)),
+        "file_bytes": size,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data_dir", default="../shared/data/glue/SST-2", help="GLUE SST-2 directory")
+    parser.add_argument("--examples", type=int, default=872, help="dev sentences timed at batch 512")
+    parser.add_argument("--batch1_examples", type=int, default=32, help="dev sentences timed at batch 1")
+    parser.add_argument("--seconds", type=float, default=5.0, help="minimum timed seconds per measurement")
+    parser.add_argument("--models", default="student,minilm,bert_base,bert_large", help="comma-separated models")
+    parser.add_argument("--max_length", type=int, default=64, help="student truncation and TFLite input length")
+    parser.add_argument("--tflite_runs", type=int, default=2000)
+    args = parser.parse_args()
+
+    task = get_task("sst2")
+    data = DataConfig(task="sst2", data_source="glue", data_dir=args.data_dir)
+    train, dev = load_split(data, "train"), load_split(data, "dev")
+    texts = (dev.texts[0][: args.examples],)
+    batch1_texts = (dev.texts[0][: args.batch1_examples],)
+    models = args.models.split(",")
+    results: dict = {
+        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
+        "data": {"sentences_batch_512": len(texts[0]), "sentences_batch_1": len(batch1_texts[0])},
+    }
+
+    keras.utils.set_random_seed(0)
+    vocabulary = Vocabulary.from_texts(train.texts[0])
+    student_config = StudentConfig(embedding_dim=300, multichannel=True, lstm_units=150, hidden_units=200)
+    student = build_student(student_config, task, len(vocabulary))
+    tokenizer = WordTokenizer(vocabulary.tokens, args.max_length)
+    if "student" in models:
+        forward = speed.compiled_forward(student)
+        embedding = sum(int(np.prod(w.shape)) for w in student.weights if "embedding" in w.path)
+        results["student"] = {
+            "parameters": parameters(student, embedding),
+            "batch_512": speed.throughput(forward, speed.student_batches(tokenizer, texts, 512), args.seconds),
+            "batch_1": speed.throughput(forward, speed.student_batches(tokenizer, batch1_texts, 1), args.seconds),
+        }
+        results["student_tflite"] = tflite_latency(student, task, vocabulary, args.max_length, args.tflite_runs)
+
+    if "minilm" in models:
+        teacher = load_teacher(TeacherConfig(teacher="minilm", teacher_max_length=128), task)
+        results["minilm"] = time_teacher(teacher, texts, batch1_texts, args.seconds)
+    bert_tokenizer = None
+    for name in ("bert_base", "bert_large"):
+        if name in models:
+            bert_tokenizer = bert_tokenizer or load_backbone_and_tokenizer("minilm")[1]
+            keras.utils.set_random_seed(0)
+            model = bert_with_shape(name, bert_tokenizer, sequence_length=128)
+            results[name] = time_teacher(model, texts, batch1_texts, args.seconds)
+            del model
+
+    if "student" in results:
+        student_speed = results["student"]
+        for name in ("minilm", "bert_base", "bert_large"):
+            if name in results:
+                results[f"student_vs_{name}"] = {
+                    "speedup_batch_512": student_speed["batch_512"]["examples_per_second"]
+                    / results[name]["batch_512"]["examples_per_second"],
+                    "speedup_batch_1": student_speed["batch_1"]["examples_per_second"]
+                    / results[name]["batch_1"]["examples_per_second"],
+                    "non_embedding_parameter_ratio": results[name]["parameters"]["non_embedding"]
+                    / student_speed["parameters"]["non_embedding"],
+                    "total_parameter_ratio": results[name]["parameters"]["total"]
+                    / student_speed["parameters"]["non_embedding"],
+                }
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""The whole pipeline on tiny data and a tiny teacher: resume after a kill in each stage, invalidation, --stages."""
+
+import json
+import os
+import pathlib
+
+import keras
+import keras_hub
+import pytest
+
+from bilstm_kd import export as export_module
+from bilstm_kd import pipeline as pipeline_module
+from bilstm_kd import teacher as teacher_module
+from bilstm_kd.config import AugmentConfig, DataConfig, DistillConfig, RunConfig, StudentConfig, TeacherConfig
+from bilstm_kd.shards import ShardedRecords
+
+POSITIVE = ["a good film", "a great movie", "very good", "the film was great", "good and great", "a very good movie"]
+NEGATIVE = ["a bad film", "an awful movie", "very bad", "the film was awful", "bad and awful", "a very bad movie"]
+WORDS = sorted({word for text in POSITIVE + NEGATIVE for word in text.split()})
+TEACHER_VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+
+
+class Killed(BaseException):
+    """Stands in for the process being killed (not an Exception, so nothing on the way catches it)."""
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("inputs")
+    data = root / "SST-2"
+    data.mkdir()
+    rows = [f"{text}\t1" for text in POSITIVE] + [f"{text}\t0" for text in NEGATIVE]
+    (data / "train.tsv").write_text("sentence\tlabel\n" + "\n".join(rows * 2) + "\n")
+    (data / "dev.tsv").write_text("sentence\tlabel\n" + "\n".join(rows[::2]) + "\n")
+    preset = root / "teacher"
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(TEACHER_VOCABULARY),
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=16,
+    )
+    backbone.save_to_preset(str(preset))
+    keras_hub.models.BertTokenizer(TEACHER_VOCABULARY, lowercase=True).save_to_preset(str(preset))
+    return data, preset
+
+
+def tiny_config(inputs, workdir, stages="all", **augment):
+    data, preset = inputs
+    return RunConfig(
+        workdir=str(workdir),
+        stages=stages,
+        data=DataConfig(task="sst2", data_source="glue", data_dir=str(data)),
+        teacher=TeacherConfig(
+            teacher=str(preset), teacher_epochs=1, teacher_batch_size=8, teacher_max_length=16, label_batch_size=16
+        ),
+        augment=AugmentConfig(**{"n_iter": 2, "p_pos": 0.0, "augment_shards": 3, **augment}),
+        student=StudentConfig(embedding_dim=8, lstm_units=4, hidden_units=4, max_length=8, multichannel=True),
+        distill=DistillConfig(batch_size=8, epochs=3, patience=0),
+    )
+
+
+def run(config):
+    return pipeline_module.Pipeline(config, verbose=0, timing_seconds=0.0).run()
+
+
+def statuses(report):
+    return {stage: info["status"] for stage, info in report["stages"].items() if stage != "report"}
+
+
+def mtime(path):
+    return os.path.getmtime(path)
+
+
+def kill_on_call(monkeypatch, owner, name, call_number=1):
+    """Makes `owner.name` raise `Killed` on its `call_number`-th call (earlier calls go through)."""
+    original = getattr(owner, name)
+    calls = []
+
+    def wrapper(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call_number:
+            raise Killed(f"killed in {name}")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, wrapper)
+
+
+def test_resume_after_a_kill_in_each_stage(inputs, tmp_path, monkeypatch):
+    config = tiny_config(inputs, tmp_path / "run")
+    workdir = pathlib.Path(config.workdir)
+
+    # Teacher: killed after fine-tuning saved the teacher, while it was being evaluated.
+    with monkeypatch.context() as patch:
+        kill_on_call(patch, teacher_module, "evaluate_teacher")
+        with pytest.raises(Killed):
+            run(config)
+    saved_teacher = workdir / "teacher" / "teacher.keras"
+    teacher_written = mtime(saved_teacher)
+    assert json.loads((workdir / "stages" / "teacher.json").read_text())["status"] == "running"
+
+    # Augmentation: killed while writing its second shard.
+    with monkeypatch.context() as patch:
+        kill_on_call(patch, ShardedRecords, "write_shard", call_number=2)
+        with pytest.raises(Killed):
+            run(config)
+    assert mtime(saved_teacher) == teacher_written  # the finished fine-tuning was reused, not repeated
+    first_shard = workdir / "transfer" / "augmented" / "shard-00000-of-00003.tfrecord"
+    shard_written = mtime(first_shard)
+
+    # Labelling: killed while writing its second shard (the transfer set finishes first).
+    with monkeypatch.context() as patch:
+        kill_on_call(patch, ShardedRecords, "write_shard", call_number=4)
+        with pytest.raises(Killed):
+            run(config)
+    assert mtime(first_shard) == shard_written
+    first_labelled = workdir / "transfer" / "labelled" / "shard-00000-of-00003.tfrecord"
+    labelled_written = mtime(first_labelled)
+
+    # Distillation: killed at the end of the second epoch, after its checkpoint.
+    with monkeypatch.context() as patch:
+        original = keras.callbacks.TensorBoard.on_epoch_end
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1 and "distilled" in self.log_dir:
+                raise Killed("killed in epoch 2")
+            return original(self, epoch, logs)
+
+        patch.setattr(keras.callbacks.TensorBoard, "on_epoch_end", on_epoch_end)
+        with pytest.raises(Killed):
+            run(config)
+    assert mtime(first_labelled) == labelled_written
+    state = json.loads((workdir / "student" / "distilled" / "training_state.json").read_text())
+    assert state["epochs_completed"] == 2
+
+    # Export: killed while converting to TFLite.
+    with monkeypatch.context() as patch:
+        kill_on_call(patch, export_module, "export_tflite")
+        with pytest.raises(Killed):
+            run(config)
+    distilled = json.loads((workdir / "stages" / "distill.json").read_text())
+    assert distilled["status"] == "done"
+    assert len(distilled["outputs"]["history"]["loss"]) == 3  # two epochs before the kill, one after
+
+    report = run(config)
+    assert statuses(report) == {
+        "teacher": "up to date",
+        "augment": "up to date",
+        "label": "up to date",
+        "distill": "up to date",
+        "baseline": "up to date",
+        "export": "ran",
+    }
+    assert mtime(saved_teacher) == teacher_written
+    assert (workdir / "export" / "student.tflite").exists() and (workdir / "export" / "saved_model").is_dir()
+    written = json.loads((workdir / "report.json").read_text())
+    assert set(written["models"]) == {"teacher", "student", "baseline", "student_tflite"}
+    assert written["transfer_set"]["originals"] == 24
+
+
+def test_changed_settings_rerun_exactly_the_stages_that_depend_on_them(inputs, tmp_path):
+    config = tiny_config(inputs, tmp_path / "run")
+    first = run(config)
+    assert set(statuses(first).values()) == {"ran"}
+    assert set(statuses(run(config)).values()) == {"up to date"}
+
+    changed = tiny_config(inputs, tmp_path / "run", p_mask=0.3)
+    assert statuses(run(changed)) == {
+        "teacher": "up to date",
+        "augment": "ran",
+        "label": "ran",
+        "distill": "ran",
+        "baseline": "up to date",
+        "export": "ran",
+    }
+    written = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert written["augment"]["p_mask"] == 0.3
+
+
+def test_stages_subset(inputs, tmp_path):
+    with pytest.raises(pipeline_module.StageError, match=r"Stage 'teacher' has no up-to-date output.*--stages"):
+        run(tiny_config(inputs, tmp_path / "run", stages="distill"))
+    result = run(tiny_config(inputs, tmp_path / "run", stages="augment"))
+    assert set(result["stages"]) == {"augment"}
+    assert not (tmp_path / "run" / "teacher").exists()
+    assert pipeline_module.needed_stages({"export"}) == {"export", "distill", "label", "teacher", "augment"}
