@@ -87,3 +87,13 @@ def test_stage_list_keeps_pipeline_order():
 def test_every_field_has_help():
     for field in config_lib.flag_fields():
         assert field.metadata.get("help"), field.name
+
+
+def test_package_exports_the_public_classes():
+    import bilstm_kd
+    from bilstm_kd.distiller import Distiller
+
+    assert bilstm_kd.Distiller is Distiller
+    assert {"BiLSTMClassifier", "SiameseBiLSTMClassifier", "WordTokenizer"} <= set(bilstm_kd.__all__)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        bilstm_kd.no_such_name  # noqa: B018
