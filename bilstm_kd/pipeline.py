@@ -34,6 +34,7 @@ import numpy as np
 from bilstm_kd.config import RunConfig
 from bilstm_kd.data import Examples, load_split, statistics
 from bilstm_kd.embeddings import EmbeddingMatrix, build_embeddings
+from bilstm_kd.files import write_json
 from bilstm_kd.shards import fingerprint
 from bilstm_kd.tasks import Task, get_task
 from bilstm_kd.vocab import Vocabulary
@@ -59,15 +60,6 @@ def needed_stages(requested: set[str]) -> set[str]:
 
 class StageError(RuntimeError):
     """A stage cannot run, e.g. because a stage it depends on has no up-to-date output."""
-
-
-def write_json(path: str, values: Any) -> None:
-    """Writes JSON atomically: a reader never sees a half-written file."""
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as file:
-        json.dump(values, file, indent=2, sort_keys=True, default=str)
-        file.write("\n")
-    os.replace(temporary, path)
 
 
 def read_json(path: str) -> Any:
@@ -120,6 +112,7 @@ class Pipeline:
             "stages": os.path.join(self.workdir, "stages"),
         }
         self._teacher = None
+        self._word_tokenizer = None
 
     # ------------------------------------------------------------------------------------------ helpers
 
@@ -306,9 +299,12 @@ class Pipeline:
     # ------------------------------------------------------------------------------------- students
 
     def _tokenizer(self):
-        from bilstm_kd.vocab import WordTokenizer
+        """The student's tokenizer, built once per run (its lookup table is as large as the vocabulary)."""
+        if self._word_tokenizer is None:
+            from bilstm_kd.vocab import WordTokenizer
 
-        return WordTokenizer(self.vocabulary.tokens, self.config.student.max_length)
+            self._word_tokenizer = WordTokenizer(self.vocabulary.tokens, self.config.student.max_length)
+        return self._word_tokenizer
 
     def _dev_batches(self, examples: Examples):
         from bilstm_kd.training import example_batches

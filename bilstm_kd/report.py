@@ -7,9 +7,10 @@ same process.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
+
+from bilstm_kd.files import write_json
 
 REPORT_VERSION = 1
 MODEL_ORDER = ("teacher", "student", "baseline", "student_tflite")
@@ -145,11 +146,7 @@ def write_report(report: dict[str, Any], directory: str) -> dict[str, str]:
     report = {"version": REPORT_VERSION, **report}
     validate_report(report)
     paths = {name: os.path.join(directory, f"report.{name}") for name in ("json", "md", "png")}
-    temporary = paths["json"] + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as file:
-        json.dump(report, file, indent=2, sort_keys=True)
-        file.write("\n")
-    os.replace(temporary, paths["json"])
+    write_json(paths["json"], report)
     with open(paths["md"], "w", encoding="utf-8") as file:
         file.write(render_markdown(report))
     plot(report, paths["png"])

@@ -17,6 +17,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from bilstm_kd.files import write_json
+
 MANIFEST = "manifest.json"
 
 
@@ -80,10 +82,7 @@ class ShardedRecords:
             return None
 
     def _write_manifest(self, manifest: Mapping[str, Any]) -> None:
-        temporary = self.manifest_path + ".tmp"
-        with open(temporary, "w", encoding="utf-8") as file:
-            json.dump(manifest, file, indent=2, sort_keys=True, default=str)
-        os.replace(temporary, self.manifest_path)
+        write_json(self.manifest_path, manifest)
 
     def _prepare(self) -> None:
         manifest = self._read_manifest()

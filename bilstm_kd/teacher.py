@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from bilstm_kd.config import ConfigError, TeacherConfig
+from bilstm_kd.files import write_json
 from bilstm_kd.shards import fingerprint
 from bilstm_kd.tasks import Task
 
@@ -834,8 +835,5 @@ def fine_tune_teacher(
         "size": teacher_size(teacher, max(1, round(float(np.mean(train_encoded.lengths))))),
         "complete": True,
     }
-    temporary = os.path.join(directory, TEACHER_METADATA + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as file:
-        json.dump(metadata, file, indent=2, sort_keys=True, default=float)
-    os.replace(temporary, os.path.join(directory, TEACHER_METADATA))
+    write_json(os.path.join(directory, TEACHER_METADATA), metadata, default=float)
     return load_fine_tuned_teacher(directory), selector.best_metrics

@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from bilstm_kd.config import DistillConfig
 from bilstm_kd.distiller import Distiller
+from bilstm_kd.files import write_json
 from bilstm_kd.tasks import Task
 from bilstm_kd.vocab import WordTokenizer
 
@@ -228,13 +229,6 @@ def example_batches(
 # ------------------------------------------------------------------------------------------------- training
 
 
-def _atomic_write_json(path: str, values: Any) -> None:
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", encoding="utf-8") as file:
-        json.dump(values, file, indent=2, sort_keys=True)
-    os.replace(temporary, path)
-
-
 def _save_weights_atomically(model: keras.Model, path: str) -> None:
     # A checkpoint that exists is whole: write beside it, then rename over it.
     temporary = path.replace(".weights.h5", ".tmp.weights.h5")
@@ -299,7 +293,7 @@ class _RunDirectoryMonitor(keras.callbacks.Callback):
         if self.patience and best_epoch is not None and epoch + 1 - best_epoch >= self.patience:
             self.state["stopped_early"] = True
             self.model.stop_training = True
-        _atomic_write_json(os.path.join(self.directory, STATE), self.state)
+        write_json(os.path.join(self.directory, STATE), self.state)
 
 
 def _new_state(monitor: str, mode: str) -> dict[str, Any]:
@@ -408,14 +402,14 @@ def train_student(
             )
 
     state["finished"] = True
-    _atomic_write_json(state_path, state)
+    write_json(state_path, state)
     best_path = os.path.join(directory, BEST_WEIGHTS)
     if os.path.exists(best_path):
         distiller.student.load_weights(best_path)
     distiller.student.save(os.path.join(directory, STUDENT))
     summary = {key: state[key] for key in ("monitor", "best_value", "best_epoch", "epochs_completed", "stopped_early")}
     summary["history"] = state["history"]
-    _atomic_write_json(os.path.join(directory, HISTORY), summary)
+    write_json(os.path.join(directory, HISTORY), summary)
     return summary
 
 

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from bilstm_kd import augment, pos, records, vocab
 from bilstm_kd.config import AugmentConfig
+from bilstm_kd.files import write_json
 from bilstm_kd.shards import ShardedRecords
 from bilstm_kd.tasks import Task, get_task
 
@@ -106,13 +107,6 @@ def _read_statistics(path: str) -> dict[str, Any] | None:
     except (FileNotFoundError, json.JSONDecodeError):
         return None
     return statistics if all(key in statistics for key in _STATISTICS_KEYS) else None
-
-
-def _write_statistics(path: str, statistics: dict[str, Any]) -> None:
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as file:
-        json.dump(statistics, file, indent=2, sort_keys=True)
-    os.replace(temporary, path)
 
 
 def _dedup_key(texts: Sequence[bytes]) -> bytes:
@@ -293,7 +287,7 @@ def build_transfer_set(
             logger.info("Shard %d/%d already written", index + 1, num_shards)
         else:
             shard_records, statistics = _generate_shard(augmentation, columns, labels, start, end, seen, batch_size)
-            _write_statistics(statistics_path, statistics)  # before the shard: a shard never lacks statistics
+            write_json(statistics_path, statistics)  # before the shard: a shard never lacks statistics
             store.write_shard(index, shard_records)
             logger.info("Shard %d/%d: %s", index + 1, num_shards, statistics)
         for key in _STATISTICS_KEYS:
