@@ -212,6 +212,36 @@ class ExportConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DistributeConfig:
+    strategy: str = _field(
+        "default",
+        "tf.distribute strategy for teacher fine-tuning, labelling and distillation: one device, the GPUs of "
+        "this machine (mirrored), several machines described by TF_CONFIG (multi_worker) or a Cloud TPU. "
+        "Batch sizes stay global.",
+        ("default", "one_device", "mirrored", "multi_worker", "tpu"),
+    )
+    devices: str = _field(
+        "", "Comma-separated devices for --strategy=one_device/mirrored, e.g. /gpu:0,/gpu:1 (empty: all GPUs)."
+    )
+    tpu: str = _field("", "TPU name or grpc:// address for --strategy=tpu (empty: the TPU VM's own TPU).")
+    backup_steps: int = _field(
+        500,
+        "Back up student training every N steps (and at each epoch end), so a killed worker or run resumes "
+        "from there instead of from the last finished epoch (0: epoch ends only).",
+    )
+
+    def __post_init__(self) -> None:
+        _check_choices(self)
+        _check_non_negative("backup_steps", self.backup_steps)
+        if self.tpu and self.strategy != "tpu":
+            raise ConfigError("tpu", self.tpu, f"only used with --strategy=tpu (now --strategy={self.strategy})")
+        if self.devices and self.strategy not in ("one_device", "mirrored"):
+            raise ConfigError(
+                "devices", self.devices, f"only used with --strategy=one_device or mirrored (now {self.strategy})"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
 class RunConfig:
     workdir: str = _field("runs/demo", "Run directory: every stage reads and writes here.")
     seed: int = _field(0, "Random seed for data order, augmentation and initialisation.")
@@ -222,6 +252,7 @@ class RunConfig:
     student: StudentConfig = dataclasses.field(default_factory=StudentConfig)
     distill: DistillConfig = dataclasses.field(default_factory=DistillConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    distribute: DistributeConfig = dataclasses.field(default_factory=DistributeConfig)
 
     def __post_init__(self) -> None:
         if not self.workdir:
@@ -270,6 +301,7 @@ SECTIONS: dict[str, type] = {
     "student": StudentConfig,
     "distill": DistillConfig,
     "export": ExportConfig,
+    "distribute": DistributeConfig,
 }
 
 

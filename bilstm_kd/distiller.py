@@ -8,7 +8,7 @@ where `D` is the squared error between teacher and student logits summed over cl
 averaged, as Keras' MSE does), or the temperature-scaled KL divergence `T^2 * KL(softmax(z_T / T) ||
 softmax(z_S / T))` (Hinton et al., 2015). An augmented example has no gold label and contributes only the
 second term. The batch loss is the sum over the global batch divided by its size, so it is the same under
-a `tf.distribute` strategy as on one device (each replica divides by its share of the global batch).
+a `tf.distribute` strategy as on one device (each replica divides its own sum by the global batch size).
 
 The teacher does not run here: its logits come with the data, because the teacher (BERT, WordPiece ids)
 and the student (word ids) read different inputs. With `alpha=1` the teacher's logits are not needed,
@@ -88,6 +88,18 @@ def _per_example_terms(
         # T^2 keeps gradient magnitudes comparable across temperatures (Hinton et al., 2015).
         matching = temperature**2 * kl
     return cross_entropy, matching
+
+
+def _across_replicas(value: tf.Tensor) -> tf.Tensor:
+    """`value` of every replica concatenated along the batch axis (itself when there is one replica).
+
+    Metrics are updated with the whole global batch on every replica, so they hold the same state
+    everywhere, and Keras' averaging of the replicas' results is exact even when a batch splits unevenly.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_gather(value, axis=0)
 
 
 def _zero_unless(condition: tf.Tensor, gradient):
@@ -241,19 +253,28 @@ class Distiller(keras.Model):
         per_example = self.alpha * cross_entropy
         if matching is not None:
             per_example += (1.0 - self.alpha) * matching
-            self.distillation_loss_tracker.update_state(matching)
-        self.hard_label_loss_tracker.update_state(cross_entropy, sample_weight=tf.cast(has_label, tf.float32))
-        local_batch_size = tf.cast(tf.shape(per_example)[0], tf.float32)
-        loss = tf.reduce_sum(per_example) / local_batch_size
-        self.total_loss_tracker.update_state(loss, sample_weight=local_batch_size)
+            self.distillation_loss_tracker.update_state(_across_replicas(matching))
+        self.hard_label_loss_tracker.update_state(
+            _across_replicas(cross_entropy), sample_weight=_across_replicas(tf.cast(has_label, tf.float32))
+        )
+        global_per_example = _across_replicas(per_example)
+        global_batch_size = tf.cast(tf.shape(global_per_example)[0], tf.float32)
+        self.total_loss_tracker.update_state(
+            tf.reduce_sum(global_per_example) / tf.maximum(global_batch_size, 1.0), sample_weight=global_batch_size
+        )
+        # The optimizer sums gradients over replicas, so each replica divides its own sum by the *global*
+        # batch size: the step is then that of one device on the whole batch, even when the last batch of an
+        # epoch splits unevenly (dividing each replica's mean by the replica count would not be).
+        loss = tf.reduce_sum(per_example) / tf.maximum(global_batch_size, 1.0)
         if self.losses:
-            loss += tf.add_n(self.losses)
-        # The optimizer sums gradients over replicas: divide so the step equals a one-device step.
-        num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return loss / num_replicas if num_replicas > 1 else loss
+            loss += tf.add_n(self.losses) / tf.distribute.get_strategy().num_replicas_in_sync
+        return loss
 
     def _update_metrics(self, y, logits) -> dict[str, tf.Tensor]:
         labels, has_label, teacher_logits = self.unpack_targets(y)
+        labels, has_label, logits = _across_replicas(labels), _across_replicas(has_label), _across_replicas(logits)
+        if teacher_logits is not None:
+            teacher_logits = _across_replicas(teacher_logits)
         weight = tf.cast(has_label, tf.float32)
         safe_labels = tf.where(has_label > 0, labels, tf.zeros_like(labels))
         for metric in self.gold_metrics:

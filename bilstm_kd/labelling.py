@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bilstm_kd import records
+from bilstm_kd import distribute, records
 from bilstm_kd.shards import ShardedRecords
 from bilstm_kd.tasks import Task
 from bilstm_kd.teacher import BertTeacher, encode_texts, encoded_logits
@@ -47,6 +47,7 @@ def label_transfer_set(
     batch_size: int = 256,
     teacher_fingerprint: str = "",
     verbose: int = 1,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> ShardedRecords:
     """Writes the teacher's logits for every transfer-set example, resuming or reusing earlier work.
 
@@ -60,6 +61,10 @@ def label_transfer_set(
         teacher_fingerprint: the teacher's identity, e.g. `teacher.saved_teacher_fingerprint(teacher_dir)`.
             It must change whenever the teacher's weights may have changed.
         verbose: 1 prints a progress bar per shard.
+        strategy: the run's `tf.distribute` strategy. With several workers, worker i of n labels the missing
+            shards whose index is i modulo n and the chief marks the store complete once all are written:
+            the same files one process would write. Within a worker, batches are split between its local
+            replicas; create the teacher in `distribute.local_strategy(strategy).scope()`.
 
     Returns:
         The complete labelled store; parse it with `records.parse_records(store.dataset(), task.is_pair,
@@ -77,34 +82,40 @@ def label_transfer_set(
             f"The transfer set in {source_store.directory} is incomplete (shards {source_store.missing_shards()} "
             "missing): run the augment stage first"
         )
-    store = ShardedRecords(
-        directory,
-        {
-            "format": LABELLING_FORMAT,
-            "teacher": teacher_fingerprint,
-            "source": source_store.fingerprint,
-            "task": task.name,
-            "num_classes": task.num_classes,
-            # Truncation changes the logits of long examples; the batch size only reorders float sums.
-            "teacher_max_length": teacher.sequence_length,
-        },
-        num_shards=source_store.num_shards,
-    )
+    strategy = strategy or tf.distribute.get_strategy()
+    chief = distribute.is_chief(strategy)
+    workers, worker = distribute.worker_count(strategy), distribute.worker_index(strategy)
+    fingerprint_values = {
+        "format": LABELLING_FORMAT,
+        "teacher": teacher_fingerprint,
+        "source": source_store.fingerprint,
+        "task": task.name,
+        "num_classes": task.num_classes,
+        # Truncation changes the logits of long examples; the batch size only reorders float sums.
+        "teacher_max_length": teacher.sequence_length,
+    }
+    # The chief opens the store first: opening clears a stale one, which must not happen under a worker's feet.
+    store = ShardedRecords(directory, fingerprint_values, source_store.num_shards) if chief else None
+    distribute.barrier(strategy)
+    store = store or ShardedRecords(directory, fingerprint_values, source_store.num_shards)
     if store.is_complete():
         if verbose:
             print(f"Reusing teacher logits in {store.directory}", flush=True)
         return store
+    local = distribute.local_strategy(strategy)
     started = time.time()
     labelled_examples = 0
     word_pieces = 0
     for index in store.missing_shards():
+        if index % workers != worker:
+            continue  # another worker's shard
         texts, labels = _read_shard(source_store.shard_path(index), task.is_pair)
         encoded = encode_texts(teacher.preprocessor, *texts)
         progress = None
         if verbose:
             print(f"Labelling shard {index + 1}/{store.num_shards} ({len(labels)} examples)", flush=True)
             progress = keras.utils.Progbar(len(labels), unit_name="example")
-        logits = encoded_logits(teacher, encoded, batch_size, progress)
+        logits = encoded_logits(teacher, encoded, batch_size, progress, strategy=local)
         store.write_shard(
             index,
             (
@@ -115,16 +126,18 @@ def label_transfer_set(
         labelled_examples += len(labels)
         word_pieces += int(encoded.lengths.sum())
     seconds = time.time() - started
-    total_examples = _count_records(store)
-    store.finish(
-        {
-            "examples": total_examples,
-            "labelled_in_this_run": labelled_examples,
-            "seconds_in_this_run": round(seconds, 2),
-            "examples_per_second": round(labelled_examples / seconds, 1) if seconds > 0 else None,
-            "mean_word_pieces": round(word_pieces / labelled_examples, 2) if labelled_examples else None,
-        }
-    )
+    distribute.barrier(strategy)  # every worker's shards are written
+    if chief:
+        store.finish(
+            {
+                "examples": _count_records(store),
+                "labelled_in_this_run": labelled_examples,  # by this worker, when there are several
+                "seconds_in_this_run": round(seconds, 2),
+                "examples_per_second": round(labelled_examples / seconds, 1) if seconds > 0 else None,
+                "mean_word_pieces": round(word_pieces / labelled_examples, 2) if labelled_examples else None,
+            }
+        )
+    distribute.barrier(strategy)  # the store is complete for everyone
     return store
 
 

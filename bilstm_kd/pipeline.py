@@ -17,6 +17,11 @@ A stage is skipped when its record's fingerprint (a hash of every setting and up
 on) matches and it finished; a changed setting reruns exactly the stages that depend on it. A stage that
 was killed resumes: its record says "running" with the same fingerprint, and its own checkpoints (teacher
 epochs, transfer-set shards, labelled shards, student epochs) are picked up where they stopped.
+
+Under `--strategy=multi_worker` every worker runs this pipeline on the same run directory (a shared file
+system). The chief alone writes the records, the vocabulary, the transfer set and the report; all workers
+take part in teacher fine-tuning, labelling (each its own shards) and student training, and meet at a
+barrier at the start and end of every stage they share. Export and report are the chief's alone.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from bilstm_kd import distribute
 from bilstm_kd.config import RunConfig
 from bilstm_kd.data import Examples, load_split, statistics
 from bilstm_kd.embeddings import EmbeddingMatrix, build_embeddings
@@ -42,6 +48,11 @@ from bilstm_kd.vocab import Vocabulary
 # How many dev examples the report times the models on (MNLI's dev sets have ~10k).
 SPEED_EXAMPLES = 2048
 
+
+# Stages that only the chief runs when there are several workers (the others wait for their outputs).
+CHIEF_ONLY = ("augment",)
+# Stages that the other workers skip altogether: nothing after them needs them.
+CHIEF_ALONE = ("export", "report")
 
 # Stages whose outputs another stage reads.
 DEPENDENCIES = {"label": ("teacher", "augment"), "distill": ("label",), "export": ("distill",)}
@@ -92,6 +103,12 @@ class Pipeline:
     """
 
     def __init__(self, config: RunConfig, verbose: int = 1, timing_seconds: float = 2.0):
+        # First: a multi-worker strategy must exist before TensorFlow runs any operation.
+        distribute_config = config.distribute
+        self.strategy = distribute.make_strategy(
+            distribute_config.strategy, distribute_config.devices, distribute_config.tpu
+        )
+        self.chief = distribute.is_chief(self.strategy)
         self.config = config
         self.verbose = verbose
         self.timing_seconds = timing_seconds
@@ -118,7 +135,13 @@ class Pipeline:
 
     def log(self, message: str) -> None:
         if self.verbose:
-            print(message, flush=True)
+            prefix = "" if self.chief else f"[{distribute.worker_name(self.strategy)}] "
+            print(prefix + message, flush=True)
+
+    def _write_record(self, path: str, record: dict[str, Any]) -> None:
+        if self.chief:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            write_json(path, record)
 
     def _settings(self, section: Any) -> dict[str, Any]:
         return dataclasses.asdict(section)
@@ -150,28 +173,37 @@ class Pipeline:
                 f"--stages={self.config.stages}; add it to --stages"
             )
         if not same:
-            for directory in owned:
+            for directory in owned if self.chief else ():
                 if os.path.exists(directory):
                     self.log(f"[{name}] settings changed: clearing {directory}")
                     shutil.rmtree(directory)
         elif record.get("status") == "running":
             self.log(f"[{name}] resuming an interrupted run")
-        os.makedirs(self.paths["stages"], exist_ok=True)
-        write_json(record_path, {"fingerprint": stage_fingerprint, "status": "running", "depends_on": depends_on})
+        self._write_record(
+            record_path, {"fingerprint": stage_fingerprint, "status": "running", "depends_on": depends_on}
+        )
+        shared = name not in CHIEF_ALONE
+        if shared:
+            distribute.barrier(self.strategy)  # the chief has cleared what it had to
         self.log(f"[{name}] running")
         started = time.perf_counter()
-        outputs = function()
+        outputs = function() if self.chief or name not in CHIEF_ONLY else None
         seconds = round(time.perf_counter() - started, 1)
-        write_json(
-            record_path,
-            {
-                "fingerprint": stage_fingerprint,
-                "status": "done",
-                "seconds": seconds,
-                "outputs": outputs,
-                "depends_on": depends_on,
-            },
-        )
+        if outputs is not None:
+            self._write_record(
+                record_path,
+                {
+                    "fingerprint": stage_fingerprint,
+                    "status": "done",
+                    "seconds": seconds,
+                    "outputs": outputs,
+                    "depends_on": depends_on,
+                },
+            )
+        if shared:
+            distribute.barrier(self.strategy)  # the stage is done everywhere and its record written
+        if outputs is None:  # a chief-only stage on another worker: the chief's outputs
+            outputs = read_json(record_path)["outputs"]
         self.stage_seconds[name] = {"status": "ran", "seconds": seconds}
         self.log(f"[{name}] done in {seconds:.1f} s; wrote {outputs.get('wrote', '-')}")
         return outputs
@@ -186,8 +218,9 @@ class Pipeline:
         self.dev = {split: load_split(config.data, split) for split in self.task.dev_splits}
         texts = (text for column in self.train.texts for text in column)
         self.vocabulary = Vocabulary.from_texts(texts, config.student.vocab_min_count, config.student.vocab_max_size)
-        os.makedirs(os.path.dirname(self.paths["vocabulary"]), exist_ok=True)
-        self.vocabulary.save(self.paths["vocabulary"])
+        if self.chief:
+            os.makedirs(os.path.dirname(self.paths["vocabulary"]), exist_ok=True)
+            self.vocabulary.save(self.paths["vocabulary"])
         self.embeddings: EmbeddingMatrix = build_embeddings(config.student, self.vocabulary, seed=config.seed)
         self.data_fingerprint = fingerprint(
             {"train": _texts_fingerprint(self.train), "dev": {s: _texts_fingerprint(d) for s, d in self.dev.items()}}
@@ -208,7 +241,8 @@ class Pipeline:
             "embeddings": self.embeddings.summary(),
             "seconds": round(time.perf_counter() - started, 2),
         }
-        write_json(os.path.join(self.workdir, "data_stats.json"), stats)
+        if self.chief:
+            write_json(os.path.join(self.workdir, "data_stats.json"), stats)
         return stats
 
     # --------------------------------------------------------------------------------------- teacher
@@ -229,8 +263,8 @@ class Pipeline:
                 self.paths["teacher"],
                 self.config.seed,
                 self.verbose,
+                strategy=self.strategy,
             )
-            self._teacher = model
             dev_metrics = {
                 split: teacher_lib.evaluate_teacher(model, examples, self.task, self.config.teacher.label_batch_size)
                 for split, examples in self.dev.items()
@@ -245,10 +279,12 @@ class Pipeline:
         return self._stage("teacher", self.teacher_depends_on(), fine_tune)
 
     def teacher_model(self):
+        """The fine-tuned teacher, loaded onto this worker's devices (for labelling and the report)."""
         if self._teacher is None:
             from bilstm_kd.teacher import load_fine_tuned_teacher
 
-            self._teacher = load_fine_tuned_teacher(self.paths["teacher"])
+            with distribute.local_strategy(self.strategy).scope():
+                self._teacher = load_fine_tuned_teacher(self.paths["teacher"])
         return self._teacher
 
     # --------------------------------------------------------------------------------- transfer set
@@ -287,6 +323,7 @@ class Pipeline:
                 batch_size=self.config.teacher.label_batch_size,
                 teacher_fingerprint=teacher_outputs["teacher_fingerprint"],
                 verbose=self.verbose,
+                strategy=self.strategy,
             )
             return {"statistics": store.manifest.get("statistics", {}), "wrote": self.paths["labelled"]}
 
@@ -309,7 +346,8 @@ class Pipeline:
     def _dev_batches(self, examples: Examples):
         from bilstm_kd.training import example_batches
 
-        return example_batches(examples.to_dataset(), self._tokenizer(), self.task.is_pair, batch_size=256)
+        batches = example_batches(examples.to_dataset(), self._tokenizer(), self.task.is_pair, batch_size=256)
+        return distribute.shard_by_data(batches)
 
     def _train(self, directory: str, alpha: float, train_dataset) -> dict[str, Any]:
         """Builds a fresh student and trains it (resuming from `directory`); returns metrics and history."""
@@ -320,19 +358,28 @@ class Pipeline:
         from bilstm_kd.training import evaluate_student, train_student
 
         keras.utils.set_random_seed(self.config.seed)
-        student = build_student(self.config.student, self.task, len(self.vocabulary), self.embeddings.weights)
         distill = self.config.distill
-        distiller = Distiller(
-            student,
-            alpha=alpha,
-            distill_loss=distill.distill_loss,
-            mse_reduction=distill.mse_reduction,
-            temperature=distill.temperature,
-            num_classes=self.task.num_classes,
-            task_metrics=self.task.metrics,
-        )
+        with self.strategy.scope():
+            student = build_student(self.config.student, self.task, len(self.vocabulary), self.embeddings.weights)
+            distiller = Distiller(
+                student,
+                alpha=alpha,
+                distill_loss=distill.distill_loss,
+                mse_reduction=distill.mse_reduction,
+                temperature=distill.temperature,
+                num_classes=self.task.num_classes,
+                task_metrics=self.task.metrics,
+            )
         first_dev = self._dev_batches(self.dev[self.task.dev_splits[0]])
-        summary = train_student(distiller, train_dataset, first_dev, distill, directory, verbose=self.verbose)
+        summary = train_student(
+            distiller,
+            distribute.shard_by_data(train_dataset),
+            first_dev,
+            distill,
+            directory,
+            verbose=self.verbose,
+            backup_steps=self.config.distribute.backup_steps,
+        )
         dev_metrics = {
             split: evaluate_student(student, self._dev_batches(examples), self.task)
             for split, examples in self.dev.items()
@@ -556,7 +603,9 @@ class Pipeline:
 
     def run(self) -> dict[str, Any]:
         os.makedirs(self.workdir, exist_ok=True)
-        write_json(os.path.join(self.workdir, "config.json"), self.config.to_dict())
+        if self.chief:
+            write_json(os.path.join(self.workdir, "config.json"), self.config.to_dict())
+        self.log(f"Devices: {distribute.describe(self.strategy)}")
         stats = self.prepare()
         self.log(format_statistics(stats))
         runners = {
@@ -571,13 +620,15 @@ class Pipeline:
         candidates = set(runners) if "report" in self.requested else self.needed
         if not self.config.distill.baseline:
             candidates.discard("baseline")
+        if not self.chief:
+            candidates.difference_update(CHIEF_ALONE)
         results: dict[str, dict[str, Any]] = {}
         for stage, runner in runners.items():
             if stage in candidates:
                 outputs = runner(results)
                 if outputs is not None:
                     results[stage] = outputs
-        if "report" in self.requested:
+        if "report" in self.requested and self.chief:
             return self.run_report(results)
         return {"stages": self.stage_seconds}
 

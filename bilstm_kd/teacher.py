@@ -29,6 +29,7 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
+from bilstm_kd import distribute
 from bilstm_kd.config import ConfigError, TeacherConfig
 from bilstm_kd.files import write_json
 from bilstm_kd.shards import fingerprint
@@ -441,19 +442,53 @@ def encoded_logits(
     batch_size: int = 256,
     progress: keras.utils.Progbar | None = None,
     max_tokens: int = INFERENCE_TOKENS_PER_BATCH,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> np.ndarray:
     """Logits of already encoded examples, in their original order, computed in length-sorted batches.
 
     Batches hold at most `batch_size` examples and `max_tokens` padded word pieces (see
-    `INFERENCE_TOKENS_PER_BATCH`; 0 lifts that limit).
+    `INFERENCE_TOKENS_PER_BATCH`; 0 lifts that limit). With a `strategy` of several replicas on this
+    machine (`distribute.local_strategy`; the teacher created in its scope), each batch (global, as every
+    batch size here) is split between the replicas, which run at the same time.
     """
     logits = np.zeros([len(encoded), teacher.num_classes], np.float32)
     forward = _inference_function(teacher)
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     for indices in length_sorted_batches(encoded.lengths, batch_size, max_tokens):
-        logits[indices] = forward(encoded.batch(indices)).numpy()
+        batch = encoded.batch(indices)
+        if replicas > 1:
+            logits[indices] = _replica_logits(strategy, forward, batch)
+        else:
+            logits[indices] = forward(batch).numpy()
         if progress is not None:
             progress.add(len(indices))
     return logits
+
+
+def _replica_logits(strategy: tf.distribute.Strategy, forward, batch: dict[str, np.ndarray]) -> np.ndarray:
+    """One batch split into contiguous parts, one per replica, and the logits put back together in order."""
+    bounds = np.linspace(0, len(batch["token_ids"]), strategy.num_replicas_in_sync + 1).astype(int)
+
+    def replica_part(context: tf.distribute.experimental.ValueContext):
+        start, stop = bounds[context.replica_id_in_sync_group], bounds[context.replica_id_in_sync_group + 1]
+        return {name: values[start:stop] for name, values in batch.items()}
+
+    parts = _replicated_function(strategy, forward)(strategy.experimental_distribute_values_from_function(replica_part))
+    return np.concatenate([part.numpy() for part in strategy.experimental_local_results(parts)])
+
+
+_REPLICATED_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _replicated_function(strategy: tf.distribute.Strategy, forward):
+    """`forward` on every replica at once, traced (an eager `strategy.run` would run replicas one by one)."""
+    function = _REPLICATED_FUNCTIONS.get(forward)
+    if function is None:
+        function = tf.function(
+            lambda parts: strategy.run(forward.python_function, args=(parts,)), reduce_retracing=True
+        )
+        _REPLICATED_FUNCTIONS[forward] = function
+    return function
 
 
 def teacher_logits(teacher: BertTeacher, *texts: Sequence[str], batch_size: int = 256, verbose: int = 0) -> np.ndarray:
@@ -556,9 +591,14 @@ def training_batches(
     """One epoch of shuffled batches of similar-length examples.
 
     Examples are shuffled, then sorted by length within windows of `window` batches, cut into batches, and the
-    batches are shuffled: each batch is short to pad, yet every epoch sees a different mix.
+    batches are shuffled: each batch is short to pad, yet every epoch sees a different mix. Every batch is
+    full: when the examples do not fill the last one, it is topped up with examples drawn again, so a
+    batch always splits evenly between the replicas of a `tf.distribute` strategy.
     """
     order = rng.permutation(len(lengths))
+    shortfall = -len(order) % batch_size
+    if shortfall:
+        order = np.concatenate([order, rng.choice(len(lengths), shortfall, replace=shortfall > len(lengths))])
     batches = []
     span = batch_size * window
     for start in range(0, len(order), span):
@@ -576,13 +616,17 @@ def _training_dataset(encoded: EncodedTexts, labels: np.ndarray, batch_size: int
         for epoch in itertools.count():
             rng = np.random.default_rng([seed, epoch])
             for indices in training_batches(encoded.lengths, batch_size, rng):
-                yield encoded.batch(indices), labels[indices]
+                batch = encoded.batch(indices)
+                # int32, the backbone's input type: under a tf.distribute strategy Keras averages a first
+                # batch across replicas to build the model, which a bool tensor cannot be.
+                batch["padding_mask"] = batch["padding_mask"].astype(np.int32)
+                yield batch, labels[indices]
 
     signature = (
         {
             "token_ids": tf.TensorSpec([None, None], tf.int32),
             "segment_ids": tf.TensorSpec([None, None], tf.int32),
-            "padding_mask": tf.TensorSpec([None, None], tf.bool),
+            "padding_mask": tf.TensorSpec([None, None], tf.int32),
         },
         tf.TensorSpec([None], tf.int32),
     )
@@ -634,9 +678,17 @@ class _SelectBestOnDev(keras.callbacks.Callback):
     """Scores the teacher on dev after each epoch and saves it whenever the task's main metric improves."""
 
     def __init__(
-        self, dev: EncodedTexts, dev_labels: np.ndarray, task: Task, path: str, batch_size: int, verbose: int = 1
+        self,
+        dev: EncodedTexts,
+        dev_labels: np.ndarray,
+        task: Task,
+        path: str,
+        batch_size: int,
+        verbose: int = 1,
+        save: bool = True,
     ):
         super().__init__()
+        self.save = save
         self.dev = dev
         self.dev_labels = dev_labels
         self.task = task
@@ -659,7 +711,8 @@ class _SelectBestOnDev(keras.callbacks.Callback):
             print(f"Teacher epoch {epoch + 1}: dev {summary}{' (best so far, saved)' if improved else ''}", flush=True)
         if improved:
             self.best_value, self.best_metrics, self.best_epoch = value, metrics, epoch + 1
-            save_teacher(self.model, self.path)
+            if self.save:  # under multi_worker, the chief alone
+                save_teacher(self.model, self.path)
 
 
 def _fine_tuning_settings(teacher_config: TeacherConfig, task: Task, train: TextExamples, dev: TextExamples, seed: int):
@@ -731,6 +784,8 @@ def fine_tune_teacher(
     directory: str | os.PathLike,
     seed: int = 0,
     verbose: int = 1,
+    strategy: tf.distribute.Strategy | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> tuple[BertTeacher, dict[str, float]]:
     """Fine-tunes the teacher on the task's training set, keeping the epoch that scores best on dev.
 
@@ -749,10 +804,16 @@ def fine_tune_teacher(
         directory: where the teacher is saved (the run's `teacher/`).
         seed: seeds the head initialisation, dropout and batch order.
         verbose: 1 shows a progress bar per epoch, 0 is silent.
+        strategy: the `tf.distribute` strategy to train under (`bilstm_kd.distribute`; default: none).
+            `teacher_batch_size` is the global batch. With several workers only the chief writes
+            `directory`, and every worker returns the chief's saved teacher.
+        callbacks: more Keras callbacks for `fit` (e.g. TensorBoard).
 
     Returns:
-        The fine-tuned teacher and its dev metrics.
+        The fine-tuned teacher (outside any strategy scope) and its dev metrics.
     """
+    strategy = strategy or tf.distribute.get_strategy()
+    chief = distribute.is_chief(strategy)
     directory = os.fspath(directory)
     settings = _fine_tuning_settings(teacher_config, task, train, dev, seed)
     settings_fingerprint = fingerprint(settings)
@@ -767,16 +828,26 @@ def fine_tune_teacher(
             print(f"Reusing the fine-tuned teacher in {directory} (same settings and data)", flush=True)
         return load_fine_tuned_teacher(directory), metadata["dev_metrics"]
 
-    os.makedirs(directory, exist_ok=True)
-    for stale in (TEACHER_METADATA, TEACHER_FILE):
-        if os.path.exists(os.path.join(directory, stale)):
-            os.remove(os.path.join(directory, stale))
+    distribute.barrier(strategy)  # every worker has seen the old metadata before the chief removes it
+    if chief:
+        os.makedirs(directory, exist_ok=True)
+        for stale in (TEACHER_METADATA, TEACHER_FILE):
+            if os.path.exists(os.path.join(directory, stale)):
+                os.remove(os.path.join(directory, stale))
 
+    if teacher_config.teacher_batch_size % strategy.num_replicas_in_sync:
+        raise ConfigError(
+            "teacher_batch_size",
+            teacher_config.teacher_batch_size,
+            f"must be a multiple of the {strategy.num_replicas_in_sync} replicas, so that every replica gets an "
+            "equal share of each batch (Keras averages the replicas' mean losses)",
+        )
     train = _limit(train, teacher_config.teacher_train_limit)
     if len(train) == 0:
         raise ValueError("The teacher has no training examples (check --train_limit and --teacher_train_limit)")
     keras.utils.set_random_seed(seed)
-    teacher = load_teacher(teacher_config, task)
+    with strategy.scope():
+        teacher = load_teacher(teacher_config, task)
     train_encoded = encode_texts(teacher.preprocessor, *train.texts)
     dev_encoded = encode_texts(teacher.preprocessor, *dev.texts)
     train_labels = np.asarray(train.labels, dtype=np.int32)
@@ -788,18 +859,21 @@ def fine_tune_teacher(
         warmup_steps=int(teacher_config.teacher_warmup_fraction * total_steps),
         total_steps=total_steps,
     )
-    optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=0.01, epsilon=1e-6)
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    if teacher.pooling == "mean":
-        # The [CLS] pooler is not on the mean-pooled path: freezing it avoids "no gradient" warnings.
-        teacher.backbone.get_layer("pooled_dense").trainable = False
-    # Batches have many different lengths: XLA would compile once per length, plain graphs do not.
-    teacher.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        jit_compile=False,
-    )
+    with strategy.scope():
+        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=0.01, epsilon=1e-6)
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        if teacher.pooling == "mean":
+            # The [CLS] pooler is not on the mean-pooled path: freezing it avoids "no gradient" warnings.
+            teacher.backbone.get_layer("pooled_dense").trainable = False
+        # Batches have many different lengths: XLA would compile once per length, plain graphs do not.
+        # Batches are full and split evenly, so Keras' mean loss per replica, divided by the number of
+        # replicas, sums to the mean over the global batch: a step equals one on a single device.
+        teacher.compile(
+            optimizer=optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            jit_compile=False,
+        )
     selector = _SelectBestOnDev(
         dev_encoded,
         np.asarray(dev.labels),
@@ -807,18 +881,38 @@ def fine_tune_teacher(
         os.path.join(directory, TEACHER_FILE),
         batch_size=max(teacher_config.label_batch_size, teacher_config.teacher_batch_size),
         verbose=verbose,
+        save=chief,
     )
     started = time.time()
     teacher.fit(
-        _training_dataset(train_encoded, train_labels, teacher_config.teacher_batch_size, seed),
+        distribute.shard_by_data(
+            _training_dataset(train_encoded, train_labels, teacher_config.teacher_batch_size, seed)
+        ),
         epochs=teacher_config.teacher_epochs,
         steps_per_epoch=steps_per_epoch,
-        callbacks=[selector],
+        callbacks=[selector, *callbacks],
         shuffle=False,  # the dataset shuffles itself, by length windows
         verbose=verbose,
     )
     seconds = time.time() - started
+    if chief:
+        _write_fine_tuning_metadata(
+            directory, settings, settings_fingerprint, selector, train, train_encoded, seconds, teacher
+        )
+    distribute.barrier(strategy)  # the other workers read what the chief wrote
+    return load_fine_tuned_teacher(directory), selector.best_metrics
 
+
+def _write_fine_tuning_metadata(
+    directory: str,
+    settings: dict[str, Any],
+    settings_fingerprint: str,
+    selector: _SelectBestOnDev,
+    train: TextExamples,
+    train_encoded: EncodedTexts,
+    seconds: float,
+    teacher: BertTeacher,
+) -> None:
     teacher_path = os.path.join(directory, TEACHER_FILE)
     metadata = {
         "fingerprint": settings_fingerprint,
@@ -836,4 +930,3 @@ def fine_tune_teacher(
         "complete": True,
     }
     write_json(os.path.join(directory, TEACHER_METADATA), metadata, default=float)
-    return load_fine_tuned_teacher(directory), selector.best_metrics

@@ -14,7 +14,12 @@ Run directory written by `train_student`:
     training_state.json     finished epochs, best score and epoch, per-epoch logs, whether training ended
     history.json            the per-epoch logs once training has ended
     student.keras           the trained student (best dev weights)
+    backup/                 mid-epoch backups (`keras.callbacks.BackupAndRestore`), removed when training ends
     logs/                   TensorBoard logs
+
+Under `--strategy=multi_worker` the chief writes this directory and every other worker keeps the same
+files for itself in `workers/<task>_<id>/` below it, so no two processes ever write one file, and a worker
+that is restarted resumes from its own checkpoint and backup (the weights are the same on every worker).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bilstm_kd import distribute
 from bilstm_kd.config import DistillConfig
 from bilstm_kd.distiller import Distiller
 from bilstm_kd.files import write_json
@@ -236,10 +243,12 @@ def _save_weights_atomically(model: keras.Model, path: str) -> None:
     os.replace(temporary, path)
 
 
-def _first_batch_inputs(dataset: tf.data.Dataset):
-    for element in dataset.take(1):
-        return element[0]
-    raise ValueError("The training dataset is empty: it must yield at least one (inputs, targets) batch")
+def _build(distiller: Distiller) -> None:
+    """Creates the distiller's and optimizer's variables, so that saved weights can be loaded into them."""
+    ids = np.ones((1, 1), "int32")
+    with distiller.distribute_strategy.scope():
+        distiller(tuple(ids for _ in distiller.student.inputs) if len(distiller.student.inputs) > 1 else ids)
+        distiller.optimizer.build(distiller.trainable_variables)
 
 
 class _RunDirectoryMonitor(keras.callbacks.Callback):
@@ -296,6 +305,34 @@ class _RunDirectoryMonitor(keras.callbacks.Callback):
         write_json(os.path.join(self.directory, STATE), self.state)
 
 
+class _Backup(keras.callbacks.BackupAndRestore):
+    """Keras' `BackupAndRestore` that also backs up at every epoch end and knows the epoch after a resume.
+
+    Keras counts epochs from the start of this `fit` call, so a mid-epoch backup of a run resumed at
+    `initial_epoch > 0` would record the wrong epoch; here each backup records the epoch it was taken in.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        self._last_batch_seen = 0
+        self._save_model()
+
+
+def _drop_stale_backup(backup_directory: str, epochs_completed: int) -> None:
+    """Removes a backup that does not continue the checkpointed epoch (a kill between the two writes)."""
+    metadata_path = os.path.join(backup_directory, "training_metadata.json")
+    try:
+        with open(metadata_path, encoding="utf-8") as file:
+            backup_epoch = json.load(file)["epoch"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        backup_epoch = None
+    if backup_epoch != epochs_completed and os.path.isdir(backup_directory):
+        shutil.rmtree(backup_directory)
+
+
 def _new_state(monitor: str, mode: str) -> dict[str, Any]:
     return {
         "monitor": monitor,
@@ -317,6 +354,7 @@ def train_student(
     directory: str | os.PathLike,
     verbose: str | int = "auto",
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    backup_steps: int = 0,
 ) -> dict[str, Any]:
     """Trains `distiller` with early stopping on dev, checkpointing into `directory` and resuming from it.
 
@@ -335,6 +373,9 @@ def train_student(
         directory: the run directory (see the module docstring); created if missing.
         verbose: Keras progress bar setting.
         callbacks: more Keras callbacks (TensorBoard logs are always written to `logs/`).
+        backup_steps: also back up every this many steps, so that a killed run (or a restarted worker)
+            resumes mid-epoch: from the backed-up weights, at the start of the interrupted epoch. 0 backs up
+            at epoch ends only.
 
     Returns:
         `{"monitor", "best_value", "best_epoch", "epochs_completed", "stopped_early", "history"}`, where
@@ -345,6 +386,9 @@ def train_student(
             `directory` and a rerun resumes from it.
     """
     directory = os.fspath(directory)
+    strategy = distiller.distribute_strategy
+    if not distribute.is_chief(strategy):
+        directory = os.path.join(directory, "workers", distribute.worker_name(strategy))
     os.makedirs(directory, exist_ok=True)
     if dev_dataset is not None:
         monitor, mode = f"val_{distiller.task_metrics[0]}", "max"
@@ -366,16 +410,17 @@ def train_student(
             distiller.compile(optimizer=make_optimizer(distill_config))
 
     checkpoint_path = os.path.join(directory, CHECKPOINT)
+    _build(distiller)
     if state["epochs_completed"] and os.path.exists(checkpoint_path):
-        with distiller.distribute_strategy.scope():
-            distiller(_first_batch_inputs(train_dataset))
-            distiller.optimizer.build(distiller.trainable_variables)
         distiller.load_weights(checkpoint_path)
 
     monitor_callback = _RunDirectoryMonitor(directory, state, monitor, mode, distill_config.patience)
     if not state["finished"] and state["epochs_completed"] < distill_config.epochs:
+        backup_directory = os.path.join(directory, "backup")
+        _drop_stale_backup(backup_directory, state["epochs_completed"])
         all_callbacks = [
-            monitor_callback,
+            monitor_callback,  # first: an epoch is checkpointed before its end-of-epoch backup
+            _Backup(backup_directory, save_freq=backup_steps or "epoch"),
             keras.callbacks.TensorBoard(os.path.join(directory, "logs"), write_graph=False),
             *callbacks,
         ]

@@ -1,4 +1,4 @@
-"""Shared test set-up: quiet TensorFlow, and the location of the real GLUE data when it is present."""
+"""Shared test set-up: quiet TensorFlow, two logical CPUs, and where the real GLUE data is when present."""
 
 import os
 
@@ -7,6 +7,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pathlib
 
 import pytest
+import tensorflow as tf
+
+# Two logical CPU devices, so that MirroredStrategy has two replicas to split batches between. This must
+# happen before TensorFlow runs any operation; everything else keeps using the first one.
+LOGICAL_CPUS = ["/cpu:0", "/cpu:1"]
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * len(LOGICAL_CPUS)
+)
 
 GLUE_DIR = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue"
 

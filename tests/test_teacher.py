@@ -382,6 +382,16 @@ def test_training_batches_cover_every_example_once_and_group_lengths():
     assert all(np.array_equal(a, b) for a, b in zip(batches, again))
 
 
+def test_training_batches_are_full_when_the_examples_do_not_fill_the_last_one():
+    lengths = np.random.default_rng(0).integers(3, 60, size=1003)
+    batches = training_batches(lengths, batch_size=10, rng=np.random.default_rng(1))
+    assert [len(batch) for batch in batches] == [10] * 101
+    counts = np.bincount(np.concatenate(batches), minlength=1003)
+    assert counts.min() == 1 and counts.sum() - 1003 == 7  # all once, 7 drawn again to fill the last batch
+    tiny = training_batches(np.array([5, 6, 7]), batch_size=8, rng=np.random.default_rng(2))
+    assert [len(batch) for batch in tiny] == [8]
+
+
 def test_fine_tuning_learns_saves_and_is_reused(preset_directory, tmp_path, monkeypatch):
     config = TeacherConfig(
         teacher=preset_directory,
