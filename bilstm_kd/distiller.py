@@ -20,6 +20,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from bilstm_kd import distribute
+
 DISTILL_LOSSES = ("mse", "kl")
 MSE_REDUCTIONS = ("sum", "mean")
 TASK_METRICS = ("accuracy", "f1")
@@ -45,16 +47,25 @@ class PositiveClassF1(keras.metrics.Metric):
         self.predicted_positives = self.add_variable(shape=(), initializer="zeros", name="predicted_positives")
         self.actual_positives = self.add_variable(shape=(), initializer="zeros", name="actual_positives")
 
-    def update_state(self, labels, logits, sample_weight=None):
+    @staticmethod
+    def counts(labels, logits, sample_weight=None):
+        """`[true positives, predicted positives, actual positives]` of one batch."""
         labels = keras.ops.cast(keras.ops.reshape(labels, (-1,)), "int32")
         predictions = keras.ops.cast(keras.ops.argmax(logits, axis=-1), "int32")
         weight = keras.ops.ones_like(labels, "float32") if sample_weight is None else sample_weight
         weight = keras.ops.cast(keras.ops.reshape(weight, (-1,)), "float32")
         predicted = keras.ops.cast(keras.ops.equal(predictions, 1), "float32") * weight
         actual = keras.ops.cast(keras.ops.equal(labels, 1), "float32") * weight
-        self.true_positives.assign_add(keras.ops.sum(predicted * actual))
-        self.predicted_positives.assign_add(keras.ops.sum(predicted))
-        self.actual_positives.assign_add(keras.ops.sum(actual))
+        return keras.ops.stack([keras.ops.sum(predicted * actual), keras.ops.sum(predicted), keras.ops.sum(actual)])
+
+    def update_state(self, labels, logits, sample_weight=None):
+        self.add_counts(self.counts(labels, logits, sample_weight))
+
+    def add_counts(self, counts):
+        """Adds `counts()` output (possibly summed over several batches or replicas)."""
+        self.true_positives.assign_add(counts[0])
+        self.predicted_positives.assign_add(counts[1])
+        self.actual_positives.assign_add(counts[2])
 
     def result(self):
         denominator = self.predicted_positives + self.actual_positives
@@ -90,16 +101,23 @@ def _per_example_terms(
     return cross_entropy, matching
 
 
-def _across_replicas(value: tf.Tensor) -> tf.Tensor:
-    """`value` of every replica concatenated along the batch axis (itself when there is one replica).
+def _sum_over_replicas(values: tf.Tensor) -> tf.Tensor:
+    """`values` summed over the replicas of a `tf.distribute` strategy (themselves with one replica).
 
-    Metrics are updated with the whole global batch on every replica, so they hold the same state
-    everywhere, and Keras' averaging of the replicas' results is exact even when a batch splits unevenly.
+    Metrics are updated with these global sums, so every replica holds the figures of the whole global
+    batch, exact even when a batch splits unevenly (averaging the replicas' own figures is not). Sums
+    rather than gathered examples: `all_gather` of batches with dynamic shapes fails under multi-worker
+    strategies, `all_reduce` does not.
     """
     context = tf.distribute.get_replica_context()
+    values = tf.stop_gradient(values)
     if context is None or context.num_replicas_in_sync == 1:
-        return value
-    return context.all_gather(value, axis=0)
+        return values
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, values)
+
+
+def _add_to_mean(metric: keras.metrics.Mean, total: tf.Tensor, count: tf.Tensor) -> None:
+    metric.update_state(total / tf.maximum(count, 1.0), sample_weight=count)
 
 
 def _zero_unless(condition: tf.Tensor, gradient):
@@ -112,7 +130,7 @@ def _zero_unless(condition: tf.Tensor, gradient):
 
 
 @keras.saving.register_keras_serializable(package="bilstm_kd")
-class Distiller(keras.Model):
+class Distiller(distribute.MultiWorkerFixes, keras.Model):
     """A student trained to match a teacher's cached logits and, optionally, gold labels.
 
     `call()` is the student, so `predict` gives student logits; export `distiller.student`, never the
@@ -198,8 +216,7 @@ class Distiller(keras.Model):
         self.hard_label_loss_tracker = keras.metrics.Mean(name="hard_label_loss")
         self.teacher_agreement = keras.metrics.Mean(name="teacher_agreement")
         self.gold_metrics = [
-            keras.metrics.SparseCategoricalAccuracy(name="accuracy") if name == "accuracy" else PositiveClassF1()
-            for name in task_metrics
+            keras.metrics.Mean(name="accuracy") if name == "accuracy" else PositiveClassF1() for name in task_metrics
         ]
 
     def call(self, inputs, training=None):
@@ -253,39 +270,57 @@ class Distiller(keras.Model):
         per_example = self.alpha * cross_entropy
         if matching is not None:
             per_example += (1.0 - self.alpha) * matching
-            self.distillation_loss_tracker.update_state(_across_replicas(matching))
-        self.hard_label_loss_tracker.update_state(
-            _across_replicas(cross_entropy), sample_weight=_across_replicas(tf.cast(has_label, tf.float32))
+        label_weight = tf.cast(has_label, tf.float32)
+        loss_sum, batch_size, cross_entropy_sum, labelled, matching_sum = tf.unstack(
+            _sum_over_replicas(
+                tf.stack(
+                    [
+                        tf.reduce_sum(per_example),
+                        tf.cast(tf.shape(per_example)[0], tf.float32),
+                        tf.reduce_sum(cross_entropy * label_weight),
+                        tf.reduce_sum(label_weight),
+                        tf.reduce_sum(matching) if matching is not None else tf.constant(0.0),
+                    ]
+                )
+            )
         )
-        global_per_example = _across_replicas(per_example)
-        global_batch_size = tf.cast(tf.shape(global_per_example)[0], tf.float32)
-        self.total_loss_tracker.update_state(
-            tf.reduce_sum(global_per_example) / tf.maximum(global_batch_size, 1.0), sample_weight=global_batch_size
-        )
+        _add_to_mean(self.total_loss_tracker, loss_sum, batch_size)
+        _add_to_mean(self.hard_label_loss_tracker, cross_entropy_sum, labelled)
+        if matching is not None:
+            _add_to_mean(self.distillation_loss_tracker, matching_sum, batch_size)
         # The optimizer sums gradients over replicas, so each replica divides its own sum by the *global*
         # batch size: the step is then that of one device on the whole batch, even when the last batch of an
         # epoch splits unevenly (dividing each replica's mean by the replica count would not be).
-        loss = tf.reduce_sum(per_example) / tf.maximum(global_batch_size, 1.0)
+        loss = tf.reduce_sum(per_example) / tf.maximum(batch_size, 1.0)
         if self.losses:
             loss += tf.add_n(self.losses) / tf.distribute.get_strategy().num_replicas_in_sync
         return loss
 
     def _update_metrics(self, y, logits) -> dict[str, tf.Tensor]:
         labels, has_label, teacher_logits = self.unpack_targets(y)
-        labels, has_label, logits = _across_replicas(labels), _across_replicas(has_label), _across_replicas(logits)
-        if teacher_logits is not None:
-            teacher_logits = _across_replicas(teacher_logits)
         weight = tf.cast(has_label, tf.float32)
         safe_labels = tf.where(has_label > 0, labels, tf.zeros_like(labels))
+        predictions = tf.argmax(logits, -1, output_type=tf.int32)
+        statistics = [
+            tf.reduce_sum(tf.cast(tf.equal(predictions, safe_labels), tf.float32) * weight),
+            tf.reduce_sum(weight),
+            *tf.unstack(PositiveClassF1.counts(safe_labels, logits, weight)),
+        ]
+        if teacher_logits is not None:
+            agree = tf.equal(predictions, tf.argmax(teacher_logits, -1, output_type=tf.int32))
+            statistics += [tf.reduce_sum(tf.cast(agree, tf.float32)), tf.cast(tf.size(agree), tf.float32)]
+        totals = tf.unstack(_sum_over_replicas(tf.stack(statistics)))
         for metric in self.gold_metrics:
-            metric.update_state(safe_labels, logits, sample_weight=weight)
+            if isinstance(metric, PositiveClassF1):
+                metric.add_counts(totals[2:5])
+            else:
+                _add_to_mean(metric, totals[0], totals[1])
         reported = list(self.metrics)
         if teacher_logits is not None:
-            agree = tf.equal(tf.argmax(logits, -1), tf.argmax(teacher_logits, -1))
-            self.teacher_agreement.update_state(tf.cast(agree, tf.float32))
+            _add_to_mean(self.teacher_agreement, totals[5], totals[6])
         else:  # nothing to compare with: leave the teacher figures out of the logs rather than log zeros
             reported = [m for m in reported if m not in (self.distillation_loss_tracker, self.teacher_agreement)]
-        return {metric.name: metric.result() for metric in reported}
+        return distribute.replica_logs({metric.name: metric.result() for metric in reported})
 
     def train_step(self, data):
         x, y = data[0], data[1]

@@ -145,3 +145,45 @@ def describe(strategy: tf.distribute.Strategy) -> dict[str, object]:
         "worker": worker_index(strategy),
         "tf_config": json.loads(os.environ.get("TF_CONFIG", "null")),
     }
+
+
+def replica_logs(logs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """A train or test step's logs, shaped so that Keras can average them across `multi_worker` replicas.
+
+    Keras averages each replica's logs with `strategy.reduce("MEAN", value, axis=0)` under multi-worker
+    strategies, which fails on scalars (tensorflow/tensorflow#72388); as vectors of one value it works.
+    """
+    if not (tf.distribute.has_strategy() and not tf.distribute.in_cross_replica_context()):
+        return logs
+    if not isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        return logs
+    return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+
+
+class MultiWorkerFixes:
+    """Mixin for `keras.Model` subclasses so that Keras 3's `fit` works under `multi_worker`.
+
+    - Before training under a strategy, Keras builds the model from a first batch averaged across replicas
+      with one `strategy.reduce` call on the whole nested batch, which `MultiWorkerMirroredStrategy`
+      rejects for dicts and tuples (keras-team/keras#20329): here it is averaged tensor by tensor.
+    - Step logs are made averageable across workers (`replica_logs`).
+    """
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        strategy = getattr(self, "_distribute_strategy", None)
+        if iterator is not None and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda value: (
+                        strategy.reduce("MEAN", value, axis=None)
+                        if isinstance(value, tf.distribute.DistributedValues)
+                        else value
+                    ),
+                    next(batches),
+                )
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def get_metrics_result(self):
+        return replica_logs(super().get_metrics_result())

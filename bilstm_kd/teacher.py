@@ -65,7 +65,7 @@ class TextExamples(Protocol):
 
 
 @keras.saving.register_keras_serializable(package="bilstm_kd")
-class BertTeacher(keras.Model):
+class BertTeacher(distribute.MultiWorkerFixes, keras.Model):
     """A BERT text classifier whose inputs are already packed word-piece ids.
 
     The head is dropout and a dense layer producing logits, on top of either BERT's [CLS] pooler output
@@ -874,6 +874,7 @@ def fine_tune_teacher(
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
             jit_compile=False,
         )
+
     selector = _SelectBestOnDev(
         dev_encoded,
         np.asarray(dev.labels),
