@@ -265,6 +265,8 @@ class Pipeline:
                 self.verbose,
                 strategy=self.strategy,
             )
+            if self.config.distribute.strategy == "default":
+                self._teacher = model  # otherwise `teacher_model` loads it onto this worker's devices
             dev_metrics = {
                 split: teacher_lib.evaluate_teacher(model, examples, self.task, self.config.teacher.label_batch_size)
                 for split, examples in self.dev.items()

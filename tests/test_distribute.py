@@ -8,7 +8,7 @@ import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import LOGICAL_CPUS
+from conftest import LOGICAL_CPUS, tiny_bert_backbone
 
 from bilstm_kd import distribute
 from bilstm_kd import teacher as teacher_module
@@ -106,16 +106,7 @@ def sentiment(count):
 def dropout_free_preset(tmp_path_factory):
     """A tiny BERT without dropout: replicas draw different dropout masks than one device would."""
     preset = tmp_path_factory.mktemp("bert")
-    keras.utils.set_random_seed(3)
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=len(VOCABULARY),
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=16,
-        dropout=0.0,
-    )
+    backbone = tiny_bert_backbone(len(VOCABULARY), seed=3, dropout=0.0)
     backbone.save_to_preset(str(preset))
     keras_hub.models.BertTokenizer(VOCABULARY, lowercase=True).save_to_preset(str(preset))
     return str(preset)

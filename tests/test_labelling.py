@@ -2,10 +2,10 @@
 
 import os
 
-import keras
 import keras_hub
 import numpy as np
 import pytest
+from conftest import tiny_bert_backbone
 
 from bilstm_kd import labelling, records
 from bilstm_kd.labelling import label_transfer_set
@@ -23,17 +23,9 @@ SENTENCES = [
 
 
 def tiny_teacher(num_classes=2, seed=0):
-    keras.utils.set_random_seed(seed)
     tokenizer = keras_hub.models.BertTokenizer(VOCABULARY, lowercase=True, special_tokens_in_strings=True)
     preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=12)
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=len(VOCABULARY),
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=12,
-    )
+    backbone = tiny_bert_backbone(len(VOCABULARY), max_sequence_length=12, seed=seed)
     return BertTeacher(backbone, preprocessor, num_classes=num_classes, pooling="mean")
 
 

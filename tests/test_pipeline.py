@@ -7,6 +7,7 @@ import pathlib
 import keras
 import keras_hub
 import pytest
+from conftest import tiny_bert_backbone
 
 from bilstm_kd import export as export_module
 from bilstm_kd import pipeline as pipeline_module
@@ -33,15 +34,7 @@ def inputs(tmp_path_factory):
     (data / "train.tsv").write_text("sentence\tlabel\n" + "\n".join(rows * 2) + "\n")
     (data / "dev.tsv").write_text("sentence\tlabel\n" + "\n".join(rows[::2]) + "\n")
     preset = root / "teacher"
-    keras.utils.set_random_seed(0)
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=len(TEACHER_VOCABULARY),
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=16,
-    )
+    backbone = tiny_bert_backbone(len(TEACHER_VOCABULARY))
     backbone.save_to_preset(str(preset))
     keras_hub.models.BertTokenizer(TEACHER_VOCABULARY, lowercase=True).save_to_preset(str(preset))
     return data, preset

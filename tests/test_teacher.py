@@ -13,6 +13,7 @@ import keras_hub
 import numpy as np
 import pytest
 import safetensors.numpy
+from conftest import tiny_bert_backbone
 
 from bilstm_kd import teacher as teacher_module
 from bilstm_kd.config import ConfigError, TeacherConfig
@@ -52,15 +53,7 @@ class Examples:
 
 
 def tiny_backbone(seed=1):
-    keras.utils.set_random_seed(seed)
-    return keras_hub.models.BertBackbone(
-        vocabulary_size=len(VOCABULARY),
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=MAX_LENGTH,
-    )
+    return tiny_bert_backbone(len(VOCABULARY), max_sequence_length=MAX_LENGTH, seed=seed)
 
 
 def tiny_tokenizer():
