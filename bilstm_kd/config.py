@@ -137,7 +137,14 @@ class AugmentConfig:
 @dataclasses.dataclass(frozen=True)
 class StudentConfig:
     vocab_min_count: int = _field(1, "Minimum training-set count for a word to enter the student vocabulary.")
-    vocab_max_size: int = _field(0, "Largest student vocabulary, reserved tokens included (0: no limit).")
+    vocab_max_size: int = _field(
+        0, "Most training-set words in the student vocabulary, reserved tokens included (0: no limit)."
+    )
+    vocab_from_vectors: int = _field(
+        0,
+        "Also give the student the first (most frequent) N words of the --embeddings vectors, so words that "
+        "training never shows keep their pretrained meaning at inference (0: training words only).",
+    )
     max_length: int = _field(64, "Sentences are truncated to this many words (student and exports).")
     embeddings: str = _field(
         "random",
@@ -162,6 +169,9 @@ class StudentConfig:
         _check_positive("vocab_min_count", self.vocab_min_count)
         if self.vocab_max_size != 0 and self.vocab_max_size < 4:
             raise ConfigError("vocab_max_size", self.vocab_max_size, "must be 0 (no limit) or at least 4")
+        _check_non_negative("vocab_from_vectors", self.vocab_from_vectors)
+        if self.vocab_from_vectors and self.embeddings == "random":
+            raise ConfigError("vocab_from_vectors", self.vocab_from_vectors, "needs pretrained --embeddings")
         _check_positive("max_length", self.max_length)
         if not self.embeddings:
             raise ConfigError("embeddings", self.embeddings, "'random', 'glove_6b_50d' or a file path")

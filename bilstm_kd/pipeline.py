@@ -39,11 +39,10 @@ import numpy as np
 from bilstm_kd import distribute
 from bilstm_kd.config import RunConfig
 from bilstm_kd.data import Examples, load_split, statistics
-from bilstm_kd.embeddings import EmbeddingMatrix, build_embeddings
+from bilstm_kd.embeddings import EmbeddingMatrix, build_embeddings, build_vocabulary
 from bilstm_kd.files import write_json
 from bilstm_kd.shards import fingerprint
 from bilstm_kd.tasks import Task, get_task
-from bilstm_kd.vocab import Vocabulary
 
 # How many dev examples the report times the models on (MNLI's dev sets have ~10k).
 SPEED_EXAMPLES = 2048
@@ -217,7 +216,7 @@ class Pipeline:
         self.train = load_split(config.data, "train")
         self.dev = {split: load_split(config.data, split) for split in self.task.dev_splits}
         texts = (text for column in self.train.texts for text in column)
-        self.vocabulary = Vocabulary.from_texts(texts, config.student.vocab_min_count, config.student.vocab_max_size)
+        self.vocabulary = build_vocabulary(config.student, texts)
         if self.chief:
             os.makedirs(os.path.dirname(self.paths["vocabulary"]), exist_ok=True)
             self.vocabulary.save(self.paths["vocabulary"])

@@ -87,6 +87,22 @@ class Vocabulary:
     def from_texts(cls, texts: Iterable[str], min_count: int = 1, max_size: int = 0) -> Vocabulary:
         return cls.from_counts(count_words(texts), min_count=min_count, max_size=max_size)
 
+    def extended(self, words: Iterable[str]) -> Vocabulary:
+        """This vocabulary followed by the new ones among `words`, in their order.
+
+        A word is added in the form the tokenizer gives it (lowercased); words the tokenizer would split
+        or drop ("New_York" stays, "New York" and "" do not) can never be looked up and are skipped.
+        """
+        words = list(words)
+        known = set(self.tokens)
+        added = []
+        if words:
+            for tokens in tokenize(tf.constant(words)).to_list():
+                if len(tokens) == 1 and (token := tokens[0].decode("utf-8")) not in known:
+                    known.add(token)
+                    added.append(token)
+        return Vocabulary(self.tokens + tuple(added))
+
     def save(self, path: str | os.PathLike) -> None:
         with open(path, "w", encoding="utf-8") as file:
             file.writelines(f"{token}\n" for token in self.tokens)

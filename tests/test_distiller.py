@@ -117,6 +117,19 @@ def test_evaluate_reports_gold_metrics_on_labelled_examples_and_teacher_agreemen
     assert results["f1"] == pytest.approx(f1(labels[labelled], predicted[labelled]))
 
 
+def test_evaluation_on_gold_labels_logs_only_what_it_can_measure():
+    distiller = Distiller(tiny_student(), alpha=0.0)
+    distiller.compile(optimizer="sgd")
+    results = distiller.evaluate(IDS, {"label": np.array([0, 1, 2, 1])}, return_dict=True, verbose=0)
+    # No teacher: no distillation loss, no agreement, and no total (which would be 0 * cross-entropy).
+    assert set(results) == {"accuracy", "hard_label_loss"}
+    assert results["hard_label_loss"] > 0
+    baseline = Distiller(tiny_student(), alpha=1.0)
+    baseline.compile(optimizer="sgd")
+    results = baseline.evaluate(IDS, {"label": np.array([0, 1, 2, 1])}, return_dict=True, verbose=0)
+    assert results["loss"] == pytest.approx(results["hard_label_loss"])
+
+
 def test_positive_class_f1_matches_the_task_metric():
     labels = np.array([1, 0, 1, 1, 0, 0])
     predictions = np.array([1, 1, 0, 1, 0, 1])

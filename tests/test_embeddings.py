@@ -6,8 +6,15 @@ import struct
 import numpy as np
 import pytest
 
-from bilstm_kd.config import StudentConfig
-from bilstm_kd.embeddings import EmbeddingFileError, build_embeddings, detect_format, read_vectors
+from bilstm_kd.config import ConfigError, StudentConfig
+from bilstm_kd.embeddings import (
+    EmbeddingFileError,
+    build_embeddings,
+    build_vocabulary,
+    detect_format,
+    leading_words,
+    read_vectors,
+)
 from bilstm_kd.vocab import PAD_ID, Vocabulary
 
 VECTORS = {"good": [0.5, -1.0, 2.0], "Film": [1.0, 1.0, 1.0], "film": [3.0, 2.0, 1.0], "unused": [9.0, 9.0, 9.0]}
@@ -76,6 +83,24 @@ def test_random_embeddings_are_seeded():
     assert np.abs(first.weights).max() <= 0.25
 
 
+@pytest.mark.parametrize("writer", [write_glove, write_word2vec_text, write_word2vec_binary])
+def test_vocabulary_from_vectors(tmp_path, writer):
+    path = str(writer(tmp_path / "vectors"))
+    assert leading_words(StudentConfig(embeddings=path), 3) == ["good", "Film", "film"]
+    # Training words first; then the first 3 vector words, lowercased, without repeats: "unused" is 4th.
+    config = StudentConfig(embeddings=path, vocab_from_vectors=3)
+    vocabulary = build_vocabulary(config, ["a plot", "a film"])
+    assert vocabulary.tokens == ("[PAD]", "[UNK]", "[MASK]", "a", "film", "plot", "good")
+    matrix = build_embeddings(config, vocabulary)
+    np.testing.assert_allclose(matrix.weights[vocabulary.tokens.index("good")], VECTORS["good"])
+    assert build_vocabulary(StudentConfig(embeddings=path), ["a plot"]).tokens[3:] == ("a", "plot")
+
+
+def test_vocabulary_from_vectors_needs_vectors():
+    with pytest.raises(ConfigError, match="vocab_from_vectors"):
+        StudentConfig(embeddings="random", vocab_from_vectors=10)
+
+
 def test_inconsistent_dimensions(tmp_path):
     path = tmp_path / "glove.txt"
     path.write_text("good 1.0 2.0 3.0\nfilm 1.0 2.0\n")
@@ -100,3 +125,4 @@ def test_truncated_binary_and_unknown_format(tmp_path):
 def test_offline_glove_package():
     matrix = build_embeddings(StudentConfig(embeddings="glove_6b_50d"), VOCABULARY)
     assert matrix.dimension == 50 and matrix.found == 3
+    assert leading_words(StudentConfig(embeddings="glove_6b_50d"), 4) == ["the", ",", ".", "of"]

@@ -53,6 +53,14 @@ def test_count_words_batches_agree():
     )
 
 
+def test_extended_adds_new_single_tokens_in_order():
+    vocabulary = Vocabulary.from_texts(["good film"])
+    extended = vocabulary.extended(["Great", "film", "new york", "new_york", "", "don't", "great", "[mask]"])
+    # Lowercased like the tokenizer; known words, repeats, "[mask]" and what the tokenizer splits or drops skipped.
+    assert extended.tokens == (*vocabulary.tokens, "great", "new_york")
+    assert vocabulary.extended([]) == vocabulary
+
+
 def test_save_load_round_trip_and_errors(tmp_path):
     vocabulary = Vocabulary.from_texts(TEXTS)
     path = tmp_path / "vocab.txt"
