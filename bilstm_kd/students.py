@@ -10,8 +10,8 @@ rather than `keras.layers.Bidirectional(keras.layers.LSTM(...))`, for three reas
 - Speed: the input projection of all time steps and both directions is one matrix product before the
   loop; the loop only does the recurrent products, batched over the two directions, and carries only the
   states (the students need the final states, not the sequence of outputs).
-- Export: the loop is a plain `tf.while_loop` over states (no TensorArray), which the TFLite converter
-  turns into builtin ops, so the exported model runs on the plain LiteRT interpreter.
+- Export: the loop is a plain `tf.while_loop` over states reading a TensorArray, which the TFLite
+  converter turns into builtin ops, so the exported model runs on the plain LiteRT interpreter.
 """
 
 from __future__ import annotations
@@ -100,12 +100,16 @@ class MaskedBiLSTM(keras.layers.Layer):
         # Reversing each sentence within its own length puts its last word first and leaves the padding
         # at the end, so both directions can share one step counter and one "still inside" test.
         backward = tf.reverse_sequence(backward, lengths, seq_axis=1, batch_axis=0)
-        # [time, direction, batch, gates]
-        steps = tf.transpose(tf.stack([forward, backward], axis=0), [2, 0, 1, 3])
+        # [time, direction, batch, gates], read step by step from a TensorArray: its gradient is written one
+        # step at a time, whereas the gradient of a gather from a tensor the loop captures is a dense tensor
+        # the size of the whole sequence, added up at every step (4x slower training at batch 256, 50 steps).
+        steps = tf.TensorArray(inputs.dtype, size=last_step).unstack(
+            tf.transpose(tf.stack([forward, backward], axis=0), [2, 0, 1, 3])
+        )
         recurrent_kernel = tf.convert_to_tensor(self.recurrent_kernel)
 
         def step(time, hidden, cell):
-            gates = tf.gather(steps, time) + tf.matmul(hidden, recurrent_kernel)
+            gates = steps.read(time) + tf.matmul(hidden, recurrent_kernel)
             input_gate, forget_gate, candidate, output_gate = tf.split(gates, 4, axis=-1)
             new_cell = tf.sigmoid(forget_gate) * cell + tf.sigmoid(input_gate) * tf.tanh(candidate)
             new_hidden = tf.sigmoid(output_gate) * tf.tanh(new_cell)
