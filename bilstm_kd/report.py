@@ -57,8 +57,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "non-embedding params",
         "embedding params",
         "file MB",
-        "sentences/s (batch 512)",
-        "sentences/s (batch 1)",
+        "examples/s (batch 512)",
+        "examples/s (batch 1)",
     ]
     lines = [f"# Distillation report: {report['task']}", "", "| " + " | ".join(header) + " |"]
     lines.append("|" + "---|" * len(header))
@@ -118,7 +118,7 @@ def plot(report: dict[str, Any], path: str) -> str:
         speed_axis.scatter(throughput, score, s=50)
         speed_axis.annotate(MODEL_NAMES[name], (throughput, score), textcoords="offset points", xytext=(6, 4))
     speed_axis.set_xscale("log")
-    speed_axis.set_xlabel("sentences per second (batch 512, this machine)")
+    speed_axis.set_xlabel("examples (sentences or pairs) per second, batch 512, this machine")
     speed_axis.set_ylabel(f"dev {metric} (%)")
     speed_axis.set_title("Quality against speed")
     speed_axis.grid(True, alpha=0.3)
