@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable
 from importlib import resources
 
 import numpy as np
@@ -158,8 +159,9 @@ def read_tfds(task: Task, split: str, data_dir: str = "", download: bool = True)
     return Examples(tuple(np.array(column, dtype=object) for column in columns), label_array, origin=name)
 
 
-def statistics(examples: Examples, task: Task) -> dict:
-    """Row count, label balance and sentence lengths (in student words) of a split."""
+def statistics(examples: Examples, task: Task, vocabulary: Iterable[str] | None = None) -> dict:
+    """Row count, label balance and sentence lengths (in student words) of a split; with a `vocabulary`,
+    also the share of words outside it and of sentences holding such a word (the student sees `[UNK]`)."""
     from bilstm_kd.vocab import tokenize
 
     counts = np.bincount(examples.labels, minlength=task.num_classes)
@@ -167,11 +169,18 @@ def statistics(examples: Examples, task: Task) -> dict:
         "rows": len(examples),
         "labels": {name: int(count) for name, count in zip(task.label_names, counts)},
     }
+    known = None if vocabulary is None else {token.encode("utf-8") for token in vocabulary}
     for name, column in zip(("text_a", "text_b"), examples.texts):
-        lengths = tokenize(tf.constant(list(column))).row_lengths().numpy() if len(column) else np.zeros(0)
+        tokens = tokenize(tf.constant(list(column), dtype=tf.string))
+        lengths = tokens.row_lengths().numpy()
         stats[f"{name}_words"] = {
             "mean": round(float(lengths.mean()), 2) if len(lengths) else 0.0,
             "max": int(lengths.max()) if len(lengths) else 0,
             "p95": int(np.percentile(lengths, 95)) if len(lengths) else 0,
         }
+        if known is not None and len(lengths):
+            unknown = np.array([token not in known for token in tokens.flat_values.numpy()], dtype=bool)
+            per_row = np.bincount(tokens.value_rowids().numpy(), weights=unknown, minlength=len(lengths))
+            stats[f"{name}_words"]["unknown"] = round(float(unknown.mean()) if len(unknown) else 0.0, 4)
+            stats[f"{name}_words"]["rows_with_unknown"] = round(float((per_row > 0).mean()), 4)
     return stats

@@ -234,8 +234,8 @@ class Pipeline:
         stats = {
             "task": self.task.name,
             "source": config.data.data_source,
-            "splits": {"train": statistics(self.train, self.task)}
-            | {split: statistics(examples, self.task) for split, examples in self.dev.items()},
+            "splits": {"train": statistics(self.train, self.task, self.vocabulary.tokens)}
+            | {split: statistics(examples, self.task, self.vocabulary.tokens) for split, examples in self.dev.items()},
             "vocabulary_size": len(self.vocabulary),
             "embeddings": self.embeddings.summary(),
             "seconds": round(time.perf_counter() - started, 2),
@@ -640,6 +640,7 @@ def format_statistics(stats: dict[str, Any]) -> str:
         balance = ", ".join(f"{label}: {count}" for label, count in values["labels"].items())
         words = "  ".join(
             f"{column} words mean {values[column + '_words']['mean']} max {values[column + '_words']['max']}"
+            + _unknown_words(values[column + "_words"])
             for column in ("text_a", "text_b")
             if column + "_words" in values
         )
@@ -651,6 +652,12 @@ def format_statistics(stats: dict[str, Any]) -> str:
         f"{embeddings['pretrained_words']:,} words pretrained ({100 * embeddings['coverage']:.1f}% of the vocabulary)"
     )
     return "\n".join(lines)
+
+
+def _unknown_words(words: dict[str, Any]) -> str:
+    if "unknown" not in words:
+        return ""
+    return f" ({100 * words['unknown']:.1f}% unknown, in {100 * words['rows_with_unknown']:.1f}% of rows)"
 
 
 def run(config: RunConfig, verbose: int = 1) -> dict[str, Any]:

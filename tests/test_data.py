@@ -6,7 +6,7 @@ import tensorflow as tf
 from conftest import GLUE_DIR, requires_glue
 
 from bilstm_kd.config import DataConfig
-from bilstm_kd.data import DataError, Examples, load_split, read_glue_tsv, read_tfds
+from bilstm_kd.data import DataError, Examples, load_split, read_glue_tsv, read_tfds, statistics
 from bilstm_kd.tasks import get_task
 
 QQP_HEADER = "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate"
@@ -117,6 +117,17 @@ def test_pair_dataset_structure():
     assert (first.numpy(), second.numpy(), int(label)) == (b"b", b"d", 1)
     with pytest.raises(ValueError, match="different lengths"):
         Examples((np.array(["a"]),), np.array([0, 1]))
+
+
+def test_statistics_count_words_outside_the_vocabulary():
+    texts = (np.array(["A good film.", "a dull plot", "good"], dtype=object), np.array(["x", "", "y y"], dtype=object))
+    examples = Examples(texts, np.array([1, 0, 1]))
+    stats = statistics(examples, get_task("mrpc"), vocabulary=["[PAD]", "[UNK]", "[MASK]", "a", "good", "x"])
+    assert stats["labels"] == {"0": 1, "1": 2}
+    # text_a: "film", ".", "dull", "plot" of 8 words are unknown, in 2 of 3 rows; text_b: "y" twice of 3 words.
+    assert stats["text_a_words"] == {"mean": 2.67, "max": 4, "p95": 3, "unknown": 0.5, "rows_with_unknown": 0.6667}
+    assert stats["text_b_words"]["unknown"] == 0.6667 and stats["text_b_words"]["rows_with_unknown"] == 0.3333
+    assert "unknown" not in statistics(examples, get_task("mrpc"))["text_a_words"]
 
 
 def test_demo_corpus():

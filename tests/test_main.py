@@ -40,10 +40,17 @@ def test_bad_flag_fails_before_any_work(tmp_path):
 @requires_glue
 def test_real_sst2_statistics(tmp_path):
     result = run_main(
-        "--flagfile=flags/sst2.cfg", f"--data_dir={GLUE_DIR / 'SST-2'}", f"--workdir={tmp_path}", "--stages=report"
+        "--flagfile=flags/sst2.cfg",
+        f"--data_dir={GLUE_DIR / 'SST-2'}",
+        f"--workdir={tmp_path}",
+        "--stages=report",
+        "--vocab_from_vectors=0",
     )
     assert result.returncode == 0, result.stderr
     assert "67,349 rows" in result.stdout and "872 rows" in result.stdout
     stats = json.loads((tmp_path / "data_stats.json").read_text())
     assert stats["splits"]["train"]["labels"] == {"0": 29780, "1": 37569}
     assert stats["embeddings"]["coverage"] > 0.9
+    # Training words only: every training word is known, and 509 of the 872 dev sentences hold an unknown one.
+    assert stats["vocabulary_size"] == 14747 and stats["splits"]["train"]["text_a_words"]["unknown"] == 0
+    assert stats["splits"]["dev"]["text_a_words"]["rows_with_unknown"] == round(509 / 872, 4)
