@@ -15,6 +15,7 @@ _EXPORTS = {
     "BiLSTMClassifier": "bilstm_kd.students",
     "SiameseBiLSTMClassifier": "bilstm_kd.students",
     "build_student": "bilstm_kd.students",
+    "load_student": "bilstm_kd.students",
     "BertTeacher": "bilstm_kd.teacher",
     "Vocabulary": "bilstm_kd.vocab",
     "WordTokenizer": "bilstm_kd.vocab",

@@ -450,16 +450,15 @@ class Pipeline:
     # ---------------------------------------------------------------------------------------- export
 
     def run_export(self, results: dict[str, Any]) -> dict[str, Any] | None:
-        import keras
-
         from bilstm_kd import export
+        from bilstm_kd.students import load_student
 
         if "distill" not in results:
             return None
         distill_outputs = results["distill"]
 
         def export_student() -> dict[str, Any]:
-            student = keras.saving.load_model(distill_outputs["student_path"])
+            student = load_student(distill_outputs["student_path"])
             max_length = self.config.student.max_length
             directory = self.paths["export"]
             os.makedirs(directory, exist_ok=True)
@@ -517,11 +516,10 @@ class Pipeline:
     # ---------------------------------------------------------------------------------------- report
 
     def _student_entry(self, outputs: dict[str, Any], batches: dict[str, list]) -> dict[str, Any]:
-        import keras
-
         from bilstm_kd import speed
+        from bilstm_kd.students import load_student
 
-        student = keras.saving.load_model(outputs["student_path"])
+        student = load_student(outputs["student_path"])
         embedding = sum(int(np.prod(weight.shape)) for weight in student.weights if "embedding" in weight.path)
         forward = speed.compiled_forward(student)
         return {

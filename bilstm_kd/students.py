@@ -16,6 +16,8 @@ rather than `keras.layers.Bidirectional(keras.layers.LSTM(...))`, for three reas
 
 from __future__ import annotations
 
+import os
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -420,3 +422,8 @@ def build_student(
     if embedding_matrix is not None:
         student.set_embedding_weights(embedding_matrix)
     return student
+
+
+def load_student(path: str | os.PathLike) -> keras.Model:
+    """Reloads a student saved as `.keras`, in any process: importing this module registers its classes."""
+    return keras.saving.load_model(path)

@@ -54,3 +54,19 @@ def test_real_sst2_statistics(tmp_path):
     # Training words only: every training word is known, and 509 of the 872 dev sentences hold an unknown one.
     assert stats["vocabulary_size"] == 14747 and stats["splits"]["train"]["text_a_words"]["unknown"] == 0
     assert stats["splits"]["dev"]["text_a_words"]["rows_with_unknown"] == round(509 / 872, 4)
+
+
+def test_report_alone_in_a_new_process_reloads_the_saved_student(tmp_path):
+    # The student classes must be registered by whatever loads the student, not by an earlier stage having
+    # imported them in the same process (a resumed run whose only stage left is the report).
+    tiny = ["--flagfile=flags/demo.cfg", f"--workdir={tmp_path}", "--embeddings=random", "--embedding_dim=8"]
+    tiny += ["--lstm_units=4", "--hidden_units=4", "--epochs=1"]
+    trained = run_main(*tiny, "--stages=baseline")
+    assert trained.returncode == 0, trained.stderr
+    reported = run_main(*tiny, "--stages=report")
+    assert reported.returncode == 0, reported.stderr
+    assert "[baseline] up to date" in reported.stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    history = json.loads((tmp_path / "student" / "baseline" / "history.json").read_text())
+    assert report["models"]["baseline"]["dev"]["dev"]["accuracy"] == history["best_value"]
+    assert report["models"]["baseline"]["throughput"]["batch_512"] > 0
