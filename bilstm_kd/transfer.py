@@ -246,7 +246,7 @@ def build_transfer_set(
 
     Returns:
         The complete store. `store.manifest["statistics"]` holds `originals`, `augmented` (written),
-        `examples` (their sum), `generated`, `dropped_unchanged`, `dropped_duplicates`, `duplicates_dropped`
+        `examples` (their sum), `generated`, `dropped_unchanged`, `dropped_duplicates`, `dropped`
         (the two together) and `seconds` (time spent generating and writing shards, summed over resumes).
 
     Raises:
@@ -294,6 +294,6 @@ def build_transfer_set(
             totals[key] += statistics[key]
     totals["seconds"] = round(totals["seconds"], 3)
     totals["examples"] = totals["originals"] + totals["augmented"]
-    totals["duplicates_dropped"] = totals["dropped_unchanged"] + totals["dropped_duplicates"]
+    totals["dropped"] = totals["dropped_unchanged"] + totals["dropped_duplicates"]
     store.finish(totals)
     return store
