@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from bilstm_kd.config import StudentConfig
 from bilstm_kd.students import (
@@ -49,6 +50,18 @@ def test_masked_bilstm_matches_keras_bidirectional_lstm_on_unpadded_input():
         ]
     )
     np.testing.assert_allclose(encoder(inputs), expected, atol=1e-5)
+
+    # Same gradients too, and padding gets none: only the words are projected.
+    weights = tf.constant(rng.normal(size=(2, 8)).astype("float32"))
+    padded = tf.constant(np.concatenate([inputs, rng.normal(size=(2, 2, 3)).astype("float32")], axis=1))
+    mask = np.array([[True] * 5 + [False] * 2] * 2)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(padded)
+        expected_loss = tf.reduce_sum(reference(padded[:, :5]) * weights)
+        loss = tf.reduce_sum(encoder(padded, mask=mask) * weights)
+    gradient = tape.gradient(loss, padded).numpy()
+    np.testing.assert_allclose(gradient[:, :5], tape.gradient(expected_loss, padded)[:, :5], atol=1e-5)
+    np.testing.assert_array_equal(gradient[:, 5:], 0.0)
 
 
 def test_masked_bilstm_backward_direction_starts_at_the_last_word():
