@@ -46,8 +46,9 @@ def compiled_forward(model: Any) -> Callable:
 def throughput(forward: Callable, batches: Sequence[Any], min_seconds: float = 2.0, max_passes: int = 20) -> dict:
     """Examples per second of `forward` over `batches`.
 
-    One untimed pass traces and warms up; then whole passes over the batches are timed until
-    `min_seconds` have passed (at least one pass).
+    The first two batches run untimed: they trace `forward` (from the second shape on, one graph for every
+    shape) and warm it up. Then whole passes over the batches are timed until `min_seconds` have passed
+    (at least one pass).
     """
     examples = sum(len(tf.nest.flatten(batch)[0]) for batch in batches)
     for batch in batches[:2]:
