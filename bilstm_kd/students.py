@@ -107,9 +107,11 @@ class MaskedBiLSTM(keras.layers.Layer):
         row, word = tf.cast(positions[:, 0], tf.int32), tf.cast(positions[:, 1], tf.int32)
         forward_at = tf.stack([word, tf.zeros_like(row), row], axis=1)
         backward_at = tf.stack([tf.gather(lengths, row) - 1 - word, tf.ones_like(row), row], axis=1)
+        # A word's row of `projected` holds its forward then its backward gates: reshaped (no copy), they are
+        # two rows, one for each direction, which the interleaved targets match.
         gates_by_step = tf.scatter_nd(
-            tf.concat([forward_at, backward_at], axis=0),
-            tf.concat([projected[:, : 4 * units], projected[:, 4 * units :]], axis=0),
+            tf.reshape(tf.stack([forward_at, backward_at], axis=1), [-1, 3]),
+            tf.reshape(projected, [-1, 4 * units]),
             tf.stack([last_step, 2, batch_size, 4 * units]),
         )
         # Read step by step from a TensorArray: its gradient is written one step at a time, whereas the
