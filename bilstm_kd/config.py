@@ -148,7 +148,8 @@ class StudentConfig:
     max_length: int = _field(64, "Sentences are truncated to this many words (student and exports).")
     embeddings: str = _field(
         "random",
-        "Student word vectors: 'random', 'glove_6b_50d' (the offline GloVe package) or the path of a "
+        "Student word vectors: 'random', 'glove_6b_50d' (the offline GloVe package), 'teacher' (each word "
+        "mean-pooled by the pretrained --teacher, reduced to --embedding_dim by PCA) or the path of a "
         "word2vec (text or binary), GloVe or fastText .vec file.",
     )
     embeddings_format: str = _field(
@@ -156,7 +157,10 @@ class StudentConfig:
         "Format of the --embeddings file ('auto' detects it).",
         ("auto", "word2vec_text", "word2vec_binary", "glove", "fasttext"),
     )
-    embedding_dim: int = _field(300, "Size of randomly initialised word vectors (pretrained vectors set their own).")
+    embedding_dim: int = _field(
+        300,
+        "Size of random word vectors, and the most --embeddings=teacher keeps (file vectors keep their own size).",
+    )
     multichannel: bool = _field(
         True, "Kim (2014) multichannel embeddings: a frozen and a trainable copy, concatenated."
     )
@@ -174,7 +178,7 @@ class StudentConfig:
             raise ConfigError("vocab_from_vectors", self.vocab_from_vectors, "needs pretrained --embeddings")
         _check_positive("max_length", self.max_length)
         if not self.embeddings:
-            raise ConfigError("embeddings", self.embeddings, "'random', 'glove_6b_50d' or a file path")
+            raise ConfigError("embeddings", self.embeddings, "'random', 'glove_6b_50d', 'teacher' or a file path")
         _check_positive("embedding_dim", self.embedding_dim)
         _check_positive("lstm_units", self.lstm_units)
         _check_positive("hidden_units", self.hidden_units)

@@ -1,8 +1,15 @@
-"""Initial word vectors for the student: random, or pretrained from word2vec, GloVe or fastText files.
+"""Initial word vectors for the student: random, pretrained from word2vec, GloVe or fastText files, or
+derived from the pretrained teacher.
 
 Only the vectors of vocabulary words are kept, so a multi-gigabyte file costs one pass and little memory.
 A vocabulary word without a pretrained vector (and `[UNK]`, `[MASK]`) starts random, at the scale of the
 pretrained vectors; padding is all zeros.
+
+`--embeddings=teacher` runs every vocabulary word through the pretrained `--teacher` BERT
+(`teacher.word_vectors`) and, when `--embedding_dim` is smaller than the teacher's hidden size, keeps the
+first `--embedding_dim` principal components: all-MiniLM-L6-v2 gives 384-d vectors, 300 (the default)
+matches the paper's word2vec size. The teacher is used as pretrained, before fine-tuning, so the no-teacher
+baseline learns nothing from the task's teacher.
 """
 
 from __future__ import annotations
@@ -15,9 +22,11 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 
 from bilstm_kd.config import StudentConfig
+from bilstm_kd.shards import fingerprint
 from bilstm_kd.vocab import PAD_ID, RESERVED, Vocabulary
 
 OFFLINE_GLOVE = "glove_6b_50d"
+TEACHER = "teacher"
 FORMATS = ("word2vec_text", "word2vec_binary", "glove", "fasttext")
 
 
@@ -59,18 +68,28 @@ class EmbeddingMatrix:
         }
 
 
-def build_vocabulary(config: StudentConfig, texts: Iterable[str]) -> Vocabulary:
+def build_vocabulary(config: StudentConfig, texts: Iterable[str], teacher: str | None = None) -> Vocabulary:
     """The student's words: those of `texts` (the training set; `--vocab_min_count`, `--vocab_max_size`),
-    then the most frequent words of the pretrained vectors (`--vocab_from_vectors`)."""
+    then the most frequent words of the pretrained vectors (`--vocab_from_vectors`).
+
+    `teacher` is the `--teacher` value, needed for `--embeddings=teacher`.
+    """
     vocabulary = Vocabulary.from_texts(texts, config.vocab_min_count, config.vocab_max_size)
     if config.vocab_from_vectors:
-        vocabulary = vocabulary.extended(leading_words(config, config.vocab_from_vectors))
+        vocabulary = vocabulary.extended(leading_words(config, config.vocab_from_vectors, teacher))
     return vocabulary
 
 
-def build_embeddings(config: StudentConfig, vocabulary: Vocabulary, seed: int = 0) -> EmbeddingMatrix:
-    """The student's initial embeddings as configured by `--embeddings` and `--embeddings_format`."""
+def build_embeddings(
+    config: StudentConfig, vocabulary: Vocabulary, seed: int = 0, teacher: str | None = None
+) -> EmbeddingMatrix:
+    """The student's initial embeddings as configured by `--embeddings` and `--embeddings_format`.
+
+    `teacher` is the `--teacher` value, needed for `--embeddings=teacher`.
+    """
     rng = np.random.default_rng(seed)
+    if config.embeddings == TEACHER:
+        return _teacher_matrix(vocabulary, _needs_teacher(teacher), config.embedding_dim, rng)
     if config.embeddings == "random":
         # Kim (2014) initialises words without vectors uniformly in [-0.25, 0.25].
         weights = rng.uniform(-0.25, 0.25, (len(vocabulary), config.embedding_dim)).astype(np.float32)
@@ -99,6 +118,75 @@ def _matrix(
             weights[index] = vectors[token]
             found += 1
     return EmbeddingMatrix(weights, found=found, source=source)
+
+
+def cached_embeddings(
+    path: str,
+    config: StudentConfig,
+    vocabulary: Vocabulary,
+    seed: int = 0,
+    teacher: str | None = None,
+    write: bool = True,
+) -> EmbeddingMatrix:
+    """`build_embeddings`, kept in `path` (.npz) and reused while the settings, the vocabulary and the vectors
+    file (its size and modification time) are unchanged: a large vectors file is read, and the teacher run
+    over the vocabulary, once per run directory. `write=False` only reads (workers other than the chief)."""
+    key = _embeddings_key(config, vocabulary, seed, teacher)
+    if os.path.exists(path):
+        with np.load(path) as stored:
+            if str(stored["key"]) == key:
+                return EmbeddingMatrix(stored["weights"], found=int(stored["found"]), source=str(stored["source"]))
+    matrix = build_embeddings(config, vocabulary, seed, teacher)
+    if write:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        temporary = f"{path}.tmp.npz"
+        np.savez(temporary, key=key, weights=matrix.weights, found=matrix.found, source=matrix.source)
+        os.replace(temporary, path)
+    return matrix
+
+
+def _embeddings_key(config: StudentConfig, vocabulary: Vocabulary, seed: int, teacher: str | None) -> str:
+    values = {
+        "embeddings": config.embeddings,
+        "format": config.embeddings_format,
+        "seed": seed,
+        "vocabulary": list(vocabulary.tokens),
+    }
+    if config.embeddings == TEACHER:
+        values |= {"teacher": teacher, "dimension": config.embedding_dim}
+    elif config.embeddings == "random":
+        values["dimension"] = config.embedding_dim
+    elif os.path.isfile(config.embeddings):
+        stat = os.stat(config.embeddings)
+        values["file"] = [os.path.abspath(config.embeddings), stat.st_size, stat.st_mtime_ns]
+    return fingerprint(values)
+
+
+def _needs_teacher(teacher: str | None) -> str:
+    if not teacher:
+        raise ValueError(f"--embeddings={TEACHER} needs the --teacher value: pass `teacher=`")
+    return teacher
+
+
+def _teacher_matrix(vocabulary: Vocabulary, teacher: str, dimension: int, rng: np.random.Generator) -> EmbeddingMatrix:
+    from bilstm_kd.teacher import word_vectors  # loads keras-hub: only when asked for
+
+    words = vocabulary.tokens[len(RESERVED) :]
+    vectors, known = word_vectors(teacher, words)
+    if dimension < vectors.shape[1] and known.any():
+        vectors = principal_components(vectors, dimension, fit_on=known)
+    source = f"--teacher={teacher} (pretrained, each word mean-pooled, {vectors.shape[1]}-d)"
+    found = {word: vector for word, vector, is_known in zip(words, vectors, known) if is_known}
+    return _matrix(vocabulary, vectors.shape[1], found, source, rng)
+
+
+def principal_components(vectors: np.ndarray, dimension: int, fit_on: np.ndarray | None = None) -> np.ndarray:
+    """`vectors` centred and projected on their first `dimension` principal components (those of the rows
+    `fit_on` selects, if given), as float32."""
+    sample = vectors if fit_on is None else vectors[fit_on]
+    mean = sample.mean(axis=0)
+    _, _, components = np.linalg.svd(sample - mean, full_matrices=False)
+    return ((vectors - mean) @ components[:dimension].T).astype(np.float32)
 
 
 def detect_format(path: str) -> str:
@@ -138,11 +226,16 @@ def read_vectors(path: str, file_format: str, words: set[str]) -> tuple[int, dic
     return dimension, vectors
 
 
-def leading_words(config: StudentConfig, count: int) -> list[str]:
+def leading_words(config: StudentConfig, count: int, teacher: str | None = None) -> list[str]:
     """The first `count` words of the `--embeddings` vectors: the most frequent ones, as word2vec, GloVe and
-    fastText files list words by decreasing frequency."""
+    fastText files list words by decreasing frequency. For `--embeddings=teacher`, the first whole words of
+    the teacher's word-piece vocabulary (`teacher.whole_words`)."""
     if config.embeddings == "random":
         raise ValueError("--embeddings=random has no words to add to the vocabulary; name a vectors file")
+    if config.embeddings == TEACHER:
+        from bilstm_kd.teacher import whole_words
+
+        return whole_words(_needs_teacher(teacher))[:count]
     if config.embeddings == OFFLINE_GLOVE:
         return _offline_glove()[0][:count]
     _, entries = _entries(config.embeddings, config.embeddings_format)

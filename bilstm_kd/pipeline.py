@@ -8,6 +8,7 @@
     transfer/augmented/      the augmented transfer set (sharded TFRecords + manifest)
     transfer/labelled/       the same records with the teacher's logits
     student/vocab.txt        the student's vocabulary
+    student/embeddings.npz   its initial word vectors (reused while settings, vocabulary and vectors file hold)
     student/distilled/       checkpoints, TensorBoard logs and student.keras of the distilled student
     student/baseline/        the same student trained on gold labels only
     export/                  saved_model/, student.tflite (+ vocab.txt, labels.txt, metadata)
@@ -39,7 +40,7 @@ import numpy as np
 from bilstm_kd import distribute
 from bilstm_kd.config import RunConfig
 from bilstm_kd.data import Examples, load_split, statistics
-from bilstm_kd.embeddings import EmbeddingMatrix, build_embeddings, build_vocabulary
+from bilstm_kd.embeddings import EmbeddingMatrix, build_vocabulary, cached_embeddings
 from bilstm_kd.files import write_json
 from bilstm_kd.shards import fingerprint
 from bilstm_kd.tasks import Task, get_task
@@ -122,6 +123,7 @@ class Pipeline:
             "augmented": os.path.join(self.workdir, "transfer", "augmented"),
             "labelled": os.path.join(self.workdir, "transfer", "labelled"),
             "vocabulary": os.path.join(self.workdir, "student", "vocab.txt"),
+            "embeddings": os.path.join(self.workdir, "student", "embeddings.npz"),
             "distill": os.path.join(self.workdir, "student", "distilled"),
             "baseline": os.path.join(self.workdir, "student", "baseline"),
             "export": os.path.join(self.workdir, "export"),
@@ -216,11 +218,18 @@ class Pipeline:
         self.train = load_split(config.data, "train")
         self.dev = {split: load_split(config.data, split) for split in self.task.dev_splits}
         texts = (text for column in self.train.texts for text in column)
-        self.vocabulary = build_vocabulary(config.student, texts)
+        self.vocabulary = build_vocabulary(config.student, texts, teacher=config.teacher.teacher)
         if self.chief:
             os.makedirs(os.path.dirname(self.paths["vocabulary"]), exist_ok=True)
             self.vocabulary.save(self.paths["vocabulary"])
-        self.embeddings: EmbeddingMatrix = build_embeddings(config.student, self.vocabulary, seed=config.seed)
+        self.embeddings: EmbeddingMatrix = cached_embeddings(
+            self.paths["embeddings"],
+            config.student,
+            self.vocabulary,
+            seed=config.seed,
+            teacher=config.teacher.teacher,
+            write=self.chief,
+        )
         self.data_fingerprint = fingerprint(
             {"train": _texts_fingerprint(self.train), "dev": {s: _texts_fingerprint(d) for s, d in self.dev.items()}}
         )

@@ -11,6 +11,7 @@ from bilstm_kd.embeddings import (
     EmbeddingFileError,
     build_embeddings,
     build_vocabulary,
+    cached_embeddings,
     detect_format,
     leading_words,
     read_vectors,
@@ -94,6 +95,27 @@ def test_vocabulary_from_vectors(tmp_path, writer):
     matrix = build_embeddings(config, vocabulary)
     np.testing.assert_allclose(matrix.weights[vocabulary.tokens.index("good")], VECTORS["good"])
     assert build_vocabulary(StudentConfig(embeddings=path), ["a plot"]).tokens[3:] == ("a", "plot")
+
+
+def test_cached_embeddings_are_reused_until_the_file_or_vocabulary_changes(tmp_path, monkeypatch):
+    from bilstm_kd import embeddings as embeddings_module
+
+    vectors_path = write_glove(tmp_path / "glove.txt")
+    config, cache = StudentConfig(embeddings=str(vectors_path)), str(tmp_path / "run" / "embeddings.npz")
+    first = cached_embeddings(cache, config, VOCABULARY, seed=1)
+    built = []
+    original = embeddings_module.build_embeddings
+    monkeypatch.setattr(embeddings_module, "build_embeddings", lambda *args: built.append(args) or original(*args))
+    again = cached_embeddings(cache, config, VOCABULARY, seed=1)
+    assert not built  # read back, not rebuilt
+    np.testing.assert_array_equal(again.weights, first.weights)
+    assert (again.found, again.source) == (first.found, first.source)
+    cached_embeddings(cache, config, Vocabulary((*VOCABULARY.tokens, "unused")), seed=1)
+    assert len(built) == 1  # another vocabulary
+    write_glove(vectors_path, VECTORS | {"plot": [1.0, 0.0, 0.0]})
+    rebuilt = cached_embeddings(cache, config, VOCABULARY, seed=1)
+    assert len(built) == 2 and rebuilt.found == 3  # the file changed
+    assert cached_embeddings(cache, config, VOCABULARY, seed=1).found == 3 and len(built) == 2
 
 
 def test_vocabulary_from_vectors_needs_vectors():

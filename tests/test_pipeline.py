@@ -1,5 +1,6 @@
 """The whole pipeline on tiny data and a tiny teacher: resume after a kill in each stage, invalidation, --stages."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -170,6 +171,20 @@ def test_changed_settings_rerun_exactly_the_stages_that_depend_on_them(inputs, t
     }
     written = json.loads((tmp_path / "run" / "config.json").read_text())
     assert written["augment"]["p_mask"] == 0.3
+
+    # Word vectors from the pretrained teacher: only the students depend on them.
+    student = dataclasses.replace(changed.student, embeddings="teacher")
+    assert statuses(run(dataclasses.replace(changed, student=student))) == {
+        "teacher": "up to date",
+        "augment": "up to date",
+        "label": "up to date",
+        "distill": "ran",
+        "baseline": "ran",
+        "export": "ran",
+    }
+    vectors = json.loads((tmp_path / "run" / "data_stats.json").read_text())["embeddings"]
+    assert vectors["source"].startswith(f"--teacher={inputs[1]}") and vectors["dimension"] == 8
+    assert vectors["coverage"] == 1.0  # every training word is in the tiny teacher's vocabulary
 
 
 def test_stages_subset(inputs, tmp_path):
