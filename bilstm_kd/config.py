@@ -145,6 +145,11 @@ class StudentConfig:
         "Also give the student the first (most frequent) N words of the --embeddings vectors, so words that "
         "training never shows keep their pretrained meaning at inference (0: training words only).",
     )
+    vocab_source: str = _field(
+        "",
+        "Where --vocab_from_vectors takes its words: any --embeddings value but 'random' (empty: --embeddings "
+        "itself). E.g. 'glove_6b_50d' with --embeddings=teacher: GloVe's frequent words, the teacher's vectors.",
+    )
     max_length: int = _field(64, "Sentences are truncated to this many words (student and exports).")
     embeddings: str = _field(
         "random",
@@ -176,6 +181,8 @@ class StudentConfig:
         _check_non_negative("vocab_from_vectors", self.vocab_from_vectors)
         if self.vocab_from_vectors and self.embeddings == "random":
             raise ConfigError("vocab_from_vectors", self.vocab_from_vectors, "needs pretrained --embeddings")
+        if self.vocab_source == "random":
+            raise ConfigError("vocab_source", self.vocab_source, "random vectors have no words to add")
         _check_positive("max_length", self.max_length)
         if not self.embeddings:
             raise ConfigError("embeddings", self.embeddings, "'random', 'glove_6b_50d', 'teacher' or a file path")

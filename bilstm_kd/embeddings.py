@@ -227,18 +227,19 @@ def read_vectors(path: str, file_format: str, words: set[str]) -> tuple[int, dic
 
 
 def leading_words(config: StudentConfig, count: int, teacher: str | None = None) -> list[str]:
-    """The first `count` words of the `--embeddings` vectors: the most frequent ones, as word2vec, GloVe and
-    fastText files list words by decreasing frequency. For `--embeddings=teacher`, the first whole words of
-    the teacher's word-piece vocabulary (`teacher.whole_words`)."""
-    if config.embeddings == "random":
+    """The first `count` words of the `--vocab_source` vectors (by default `--embeddings`): the most frequent
+    ones, as word2vec, GloVe and fastText files list words by decreasing frequency. For `teacher`, the first
+    whole words of the teacher's word-piece vocabulary (`teacher.whole_words`)."""
+    source = config.vocab_source or config.embeddings
+    if source == "random":
         raise ValueError("--embeddings=random has no words to add to the vocabulary; name a vectors file")
-    if config.embeddings == TEACHER:
+    if source == TEACHER:
         from bilstm_kd.teacher import whole_words
 
         return whole_words(_needs_teacher(teacher))[:count]
-    if config.embeddings == OFFLINE_GLOVE:
+    if source == OFFLINE_GLOVE:
         return _offline_glove()[0][:count]
-    _, entries = _entries(config.embeddings, config.embeddings_format)
+    _, entries = _entries(source, config.embeddings_format if source == config.embeddings else "auto")
     return [word for word, _ in itertools.islice(entries, count)]
 
 

@@ -118,6 +118,19 @@ def test_cached_embeddings_are_reused_until_the_file_or_vocabulary_changes(tmp_p
     assert cached_embeddings(cache, config, VOCABULARY, seed=1).found == 3 and len(built) == 2
 
 
+def test_vocabulary_words_from_another_source(tmp_path):
+    words_path = str(write_glove(tmp_path / "glove.txt"))
+    vectors_path = str(write_glove(tmp_path / "other.txt", {"plot": [1.0, 2.0, 3.0], "good": [0.0, 0.0, 1.0]}))
+    config = StudentConfig(embeddings=vectors_path, vocab_source=words_path, vocab_from_vectors=4)
+    vocabulary = build_vocabulary(config, ["a plot"])
+    assert vocabulary.tokens == ("[PAD]", "[UNK]", "[MASK]", "a", "plot", "good", "film", "unused")
+    matrix = build_embeddings(config, vocabulary)  # the vectors still come from --embeddings
+    np.testing.assert_allclose(matrix.weights[vocabulary.tokens.index("good")], [0.0, 0.0, 1.0])
+    assert matrix.found == 2
+    with pytest.raises(ConfigError, match="vocab_source"):
+        StudentConfig(embeddings=vectors_path, vocab_source="random")
+
+
 def test_vocabulary_from_vectors_needs_vectors():
     with pytest.raises(ConfigError, match="vocab_from_vectors"):
         StudentConfig(embeddings="random", vocab_from_vectors=10)
