@@ -222,6 +222,20 @@ def load_backbone_and_tokenizer(teacher: str) -> tuple[keras_hub.models.BertBack
     Returns:
         The backbone and a tokenizer that keeps `[MASK]` in text as one token.
     """
+    return _load(teacher, with_backbone=True)
+
+
+def load_tokenizer(teacher: str) -> keras_hub.models.BertTokenizer:
+    """The tokenizer of a `--teacher` value (see `load_backbone_and_tokenizer`), without loading the weights."""
+    return _load(teacher, with_backbone=False)[1]
+
+
+def _load(
+    teacher: str, with_backbone: bool
+) -> tuple[keras_hub.models.BertBackbone | None, keras_hub.models.BertTokenizer]:
+    def backbone_from(location: str) -> keras_hub.models.BertBackbone | None:
+        return keras_hub.models.BertBackbone.from_preset(location) if with_backbone else None
+
     if teacher == MINILM:
         teacher = _minilm_directory()
     if os.path.isdir(teacher):
@@ -238,8 +252,8 @@ def load_backbone_and_tokenizer(teacher: str) -> tuple[keras_hub.models.BertBack
                     f"--teacher={teacher!r}: config.json has model_type={config['model_type']!r}; only 'bert' is "
                     "supported"
                 )
-            return keras_hub.models.BertBackbone.from_preset(teacher), _hugging_face_tokenizer(teacher)
-        backbone = keras_hub.models.BertBackbone.from_preset(teacher)
+            return backbone_from(teacher), _hugging_face_tokenizer(teacher)
+        backbone = backbone_from(teacher)
         tokenizer = keras_hub.models.BertTokenizer.from_preset(teacher, special_tokens_in_strings=True)
         return backbone, tokenizer
     known_presets = tuple(keras_hub.models.BertBackbone.presets)
@@ -249,7 +263,7 @@ def load_backbone_and_tokenizer(teacher: str) -> tuple[keras_hub.models.BertBack
             f"or a preset name (downloads): {', '.join(known_presets)}"
         )
     try:
-        backbone = keras_hub.models.BertBackbone.from_preset(teacher)
+        backbone = backbone_from(teacher)
         tokenizer = keras_hub.models.BertTokenizer.from_preset(teacher, special_tokens_in_strings=True)
     except Exception as error:
         raise RuntimeError(
@@ -550,10 +564,9 @@ def teacher_size(teacher: BertTeacher, sequence_length: int = 128) -> dict[str, 
 def whole_words(teacher: str) -> list[str]:
     """The whole-word tokens of a pretrained BERT's word-piece vocabulary, in vocabulary order: no `##`
     continuation pieces and no bracketed special or `[unused]` tokens."""
-    _, tokenizer = load_backbone_and_tokenizer(teacher)
     return [
         token
-        for token in tokenizer.get_vocabulary()
+        for token in load_tokenizer(teacher).get_vocabulary()
         if not token.startswith("##") and not (token.startswith("[") and token.endswith("]"))
     ]
 
