@@ -40,6 +40,7 @@ from bilstm_kd import distribute
 from bilstm_kd.config import DistillConfig
 from bilstm_kd.distiller import Distiller
 from bilstm_kd.files import write_json
+from bilstm_kd.optimizers import SparseAdadelta
 from bilstm_kd.tasks import Task
 from bilstm_kd.vocab import WordTokenizer
 
@@ -59,10 +60,11 @@ def make_optimizer(distill_config: DistillConfig) -> keras.optimizers.Optimizer:
     """The student's optimizer: AdaDelta (lr 1.0, rho 0.95 in the paper) or Adam.
 
     AdaDelta's epsilon is 1e-6, PyTorch's default, which the authors' code (castorini/d-bert) ran with;
-    Keras' default of 1e-7 makes the first steps about 3x smaller.
+    Keras' default of 1e-7 makes the first steps about 3x smaller. AdaDelta is `SparseAdadelta`: the same
+    weights as a dense update, but each step writes only the word vectors its batch uses.
     """
     if distill_config.optimizer == "adadelta":
-        return keras.optimizers.Adadelta(
+        return SparseAdadelta(
             learning_rate=distill_config.learning_rate, rho=distill_config.rho, epsilon=1e-6
         )
     if distill_config.optimizer == "adam":

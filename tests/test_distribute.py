@@ -12,10 +12,11 @@ from conftest import LOGICAL_CPUS, tiny_bert_backbone
 
 from bilstm_kd import distribute
 from bilstm_kd import teacher as teacher_module
-from bilstm_kd.config import ConfigError, DistributeConfig, TeacherConfig
+from bilstm_kd.config import ConfigError, DistillConfig, DistributeConfig, TeacherConfig
 from bilstm_kd.distiller import Distiller
 from bilstm_kd.students import BiLSTMClassifier
 from bilstm_kd.tasks import get_task
+from bilstm_kd.training import make_optimizer
 
 RELATIVE_TOLERANCE = 1e-5
 
@@ -64,7 +65,7 @@ def train_distiller(strategy):
     with strategy.scope():
         student = BiLSTMClassifier(vocabulary_size=30, embedding_dim=6, num_classes=2, lstm_units=4, hidden_units=5)
         distiller = Distiller(student, alpha=0.5)
-        distiller.compile(optimizer=keras.optimizers.Adadelta(learning_rate=1.0, rho=0.95, epsilon=1e-6))
+        distiller.compile(optimizer=make_optimizer(DistillConfig()))  # SparseAdadelta
     recorder = StepLosses()
     distiller.fit(distillation_data(), epochs=2, callbacks=[recorder], verbose=0, shuffle=False)
     return recorder.losses, [weight.numpy() for weight in student.weights]

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from bilstm_kd.config import DistillConfig
 from bilstm_kd.distiller import Distiller
+from bilstm_kd.optimizers import SparseAdadelta
 from bilstm_kd.export import export_saved_model, saved_model_predict
 from bilstm_kd.records import NO_LABEL, encode_example, parse_records
 from bilstm_kd.students import BiLSTMClassifier, SiameseBiLSTMClassifier
@@ -174,8 +175,10 @@ def test_predict_logits_keeps_input_order_for_both_students():
 
 def test_make_optimizer_uses_the_paper_settings():
     optimizer = make_optimizer(DistillConfig())
-    assert isinstance(optimizer, keras.optimizers.Adadelta)
-    assert float(optimizer.learning_rate) == 1.0 and optimizer.rho == 0.95
+    assert isinstance(optimizer, SparseAdadelta)
+    assert float(optimizer.learning_rate) == 1.0 and optimizer.rho == 0.95 and optimizer.epsilon == 1e-6
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert isinstance(restored, SparseAdadelta) and restored.rho == 0.95 and restored.epsilon == 1e-6
     assert isinstance(make_optimizer(DistillConfig(optimizer="adam", learning_rate=1e-3)), keras.optimizers.Adam)
 
 
