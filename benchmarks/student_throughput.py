@@ -11,9 +11,16 @@ in the same process, through the same `Distiller`:
   that it computes the same function; `plain_unmasked` is the same model without the mask (faster, but
   its result depends on the padding).
 
+All three use the package's optimizer (`make_optimizer`: `SparseAdadelta`, which writes only the embedding
+rows a batch uses). `student_keras_adadelta` is `student` again with Keras' own AdaDelta, whose dense update
+rewrites the whole embedding matrix each step, so its cost grows with the vocabulary: `--vocabulary_size`
+pads the vocabulary with rows no sentence uses, as `--vocab_from_vectors` does in a real run (52,518 words
+for `flags/sst2_cpu.cfg`).
+
 Each model first trains `--warmup_steps` batches (graph tracing), then `--steps` timed batches.
 
     python benchmarks/student_throughput.py [--data /work/shared/data/glue/SST-2/train.tsv] [--steps 300]
+        [--vocabulary_size 52518]
 """
 
 from __future__ import annotations
@@ -29,9 +36,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bilstm_kd.config import DistillConfig
 from bilstm_kd.distiller import Distiller
 from bilstm_kd.students import BiLSTMClassifier, StudentEmbedding
-from bilstm_kd.training import transfer_batches
+from bilstm_kd.training import make_optimizer, transfer_batches
 from bilstm_kd.vocab import Vocabulary, WordTokenizer, token_ids
 
 BATCH_SIZE = 50
@@ -68,10 +76,18 @@ def plain_model(vocabulary_size: int, fixed_length: int, mask: bool) -> keras.Mo
     return model
 
 
-def time_training(model: keras.Model, dataset: tf.data.Dataset, warmup_steps: int, steps: int) -> float:
+def time_training(
+    model: keras.Model, dataset: tf.data.Dataset, warmup_steps: int, steps: int, keras_adadelta: bool = False
+) -> float:
     """Examples per second over `steps` batches, after `warmup_steps` batches of tracing and warm-up."""
     distiller = Distiller(model, alpha=0.0, num_classes=2)
-    distiller.compile(optimizer=keras.optimizers.Adadelta(learning_rate=1.0, rho=0.95, epsilon=1e-6))
+    settings = DistillConfig()
+    optimizer = (
+        keras.optimizers.Adadelta(learning_rate=settings.learning_rate, rho=settings.rho, epsilon=1e-6)
+        if keras_adadelta
+        else make_optimizer(settings)
+    )
+    distiller.compile(optimizer=optimizer)
     batches = dataset.repeat()
     distiller.fit(batches, steps_per_epoch=warmup_steps, epochs=1, verbose=0)
     start = time.perf_counter()
@@ -85,6 +101,9 @@ def main() -> None:
     parser.add_argument("--data", default="/work/shared/data/glue/SST-2/train.tsv")
     parser.add_argument("--steps", type=int, default=300, help="timed batches per model")
     parser.add_argument("--warmup_steps", type=int, default=60)
+    parser.add_argument(
+        "--vocabulary_size", type=int, default=0, help="pad the vocabulary to this many rows (0: training words)"
+    )
     args = parser.parse_args()
     keras.utils.set_random_seed(0)
 
@@ -108,13 +127,21 @@ def main() -> None:
         .prefetch(tf.data.AUTOTUNE)
     )
 
-    student = BiLSTMClassifier(len(vocabulary), EMBEDDING_DIM, 2, LSTM_UNITS, HIDDEN_UNITS, multichannel=True)
+    rows = max(args.vocabulary_size, len(vocabulary))
+
+    def student_model():
+        return BiLSTMClassifier(rows, EMBEDDING_DIM, 2, LSTM_UNITS, HIDDEN_UNITS, multichannel=True)
+
+    student = student_model()
     figures = {"student_examples_per_s": time_training(student, bucketed, args.warmup_steps, args.steps)}
     figures["plain_examples_per_s"] = time_training(
-        plain_model(len(vocabulary), fixed_length, mask=True), fixed, args.warmup_steps, args.steps
+        plain_model(rows, fixed_length, mask=True), fixed, args.warmup_steps, args.steps
     )
     figures["plain_unmasked_examples_per_s"] = time_training(
-        plain_model(len(vocabulary), fixed_length, mask=False), fixed, args.warmup_steps, args.steps
+        plain_model(rows, fixed_length, mask=False), fixed, args.warmup_steps, args.steps
+    )
+    figures["student_keras_adadelta_examples_per_s"] = time_training(
+        student_model(), bucketed, args.warmup_steps, args.steps, keras_adadelta=True
     )
     embedding_parameters = sum(
         int(np.prod(weight.shape))
@@ -126,11 +153,15 @@ def main() -> None:
         {
             "ratio_vs_plain": figures["student_examples_per_s"] / figures["plain_examples_per_s"],
             "ratio_vs_plain_unmasked": figures["student_examples_per_s"] / figures["plain_unmasked_examples_per_s"],
+            "ratio_sparse_vs_keras_adadelta": (
+                figures["student_examples_per_s"] / figures["student_keras_adadelta_examples_per_s"]
+            ),
             "batch_size": BATCH_SIZE,
             "timed_steps": args.steps,
             "warmup_steps": args.warmup_steps,
             "sentences": len(sentences),
-            "vocabulary_size": len(vocabulary),
+            "training_words": len(vocabulary),
+            "vocabulary_size": rows,
             "plain_fixed_length": fixed_length,
             "mean_sentence_length": float(lengths.mean()),
             "student_non_embedding_parameters": int(student.count_params()) - embedding_parameters,

@@ -64,9 +64,7 @@ def make_optimizer(distill_config: DistillConfig) -> keras.optimizers.Optimizer:
     weights as a dense update, but each step writes only the word vectors its batch uses.
     """
     if distill_config.optimizer == "adadelta":
-        return SparseAdadelta(
-            learning_rate=distill_config.learning_rate, rho=distill_config.rho, epsilon=1e-6
-        )
+        return SparseAdadelta(learning_rate=distill_config.learning_rate, rho=distill_config.rho, epsilon=1e-6)
     if distill_config.optimizer == "adam":
         return keras.optimizers.Adam(learning_rate=distill_config.learning_rate)
     raise ValueError(f"--optimizer={distill_config.optimizer!r} is not allowed: must be one of adadelta, adam")

@@ -12,8 +12,8 @@ import tensorflow as tf
 
 from bilstm_kd.config import DistillConfig
 from bilstm_kd.distiller import Distiller
-from bilstm_kd.optimizers import SparseAdadelta
 from bilstm_kd.export import export_saved_model, saved_model_predict
+from bilstm_kd.optimizers import SparseAdadelta
 from bilstm_kd.records import NO_LABEL, encode_example, parse_records
 from bilstm_kd.students import BiLSTMClassifier, SiameseBiLSTMClassifier
 from bilstm_kd.tasks import get_task
