@@ -47,6 +47,16 @@ class SparseAdadelta(keras.optimizers.Adadelta):
             for variable in var_list
         ]
 
+    def load_own_variables(self, store):
+        if len(store.keys()) != len(self.variables) - len(self._row_steps):
+            return super().load_own_variables(store)
+        # State saved by `keras.optimizers.Adadelta` (a run begun before this optimizer): the same variables in
+        # the same order, less the row steps; its dense update kept every row current to the saved step.
+        for position, variable in enumerate(self.variables[: len(store.keys())]):
+            variable.assign(store[str(position)])
+        for row_steps in self._row_steps:
+            row_steps.assign(tf.fill(row_steps.shape, tf.cast(self.iterations, "int64")))
+
     def update_step(self, gradient, variable, learning_rate):
         if not isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)

@@ -1,5 +1,7 @@
 """SparseAdadelta: Keras' AdaDelta result, writing only the embedding rows a batch uses."""
 
+import warnings
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -21,13 +23,19 @@ def batches(steps=12):
         yield tf.constant(rng.integers(0, high, size=(3, 5)))
 
 
+def sequential(optimizer):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.layers.Embedding(VOCABULARY_SIZE, 4), keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)]
+    )
+    model.compile(optimizer=optimizer, loss="mse")
+    model.build((None, 5))
+    return model
+
+
 def train(optimizer, densify=False):
     """Steps of a tiny embedding + dense model; the weights after every step."""
-    keras.utils.set_random_seed(0)
-    embedding = keras.layers.Embedding(VOCABULARY_SIZE, 4)
-    dense = keras.layers.Dense(2)
-    model = keras.Sequential([embedding, keras.layers.GlobalAveragePooling1D(), dense])
-    model.build((None, 5))
+    model = sequential(optimizer)
     target = tf.constant([[1.0, -1.0]])
     after_each_step = []
     for ids in batches():
@@ -39,12 +47,12 @@ def train(optimizer, densify=False):
             gradients = [tf.convert_to_tensor(gradient) for gradient in gradients]
         optimizer.apply(gradients, model.trainable_variables)
         after_each_step.append([weight.numpy() for weight in model.trainable_variables])
-    return after_each_step, optimizer
+    return after_each_step
 
 
 def test_every_step_gives_the_weights_of_adadelta_on_the_dense_gradient():
-    expected, _ = train(adadelta(keras.optimizers.Adadelta), densify=True)
-    actual, _ = train(adadelta(SparseAdadelta))
+    expected = train(adadelta(keras.optimizers.Adadelta), densify=True)
+    actual = train(adadelta(SparseAdadelta))
     for step, (expected_weights, actual_weights) in enumerate(zip(expected, actual)):
         for e, a in zip(expected_weights, actual_weights):
             np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-7, err_msg=f"step {step}")
@@ -55,8 +63,8 @@ def test_keras_adadelta_on_the_same_sparse_gradient_differs_for_repeated_words()
     # Keras squares each slice of a tf.IndexedSlices before summing repeated rows, so a word used twice
     # in a batch adds g1^2 + g2^2 to its accumulator instead of (g1 + g2)^2: not AdaDelta. This is what
     # SparseAdadelta corrects besides the cost (and why the first test densifies the reference's input).
-    dense, _ = train(adadelta(keras.optimizers.Adadelta), densify=True)
-    keras_on_slices, _ = train(adadelta(keras.optimizers.Adadelta))
+    dense = train(adadelta(keras.optimizers.Adadelta), densify=True)
+    keras_on_slices = train(adadelta(keras.optimizers.Adadelta))
     assert np.abs(dense[-1][0] - keras_on_slices[-1][0]).max() > 1e-3
 
 
@@ -86,23 +94,32 @@ def test_state_saved_mid_training_resumes_to_the_same_weights(tmp_path):
     ids[:, 0] = np.where(np.arange(24) < 12, ids[:, 0], 11)  # row 11 only in the second half
     targets = rng.normal(size=(24, 2)).astype("float32")
 
-    def model():
-        keras.utils.set_random_seed(0)
-        built = keras.Sequential(
-            [keras.layers.Embedding(VOCABULARY_SIZE, 4), keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)]
-        )
-        built.compile(optimizer=adadelta(SparseAdadelta), loss="mse")
-        built.build((None, 5))
-        return built
-
-    straight = model()
+    straight = sequential(adadelta(SparseAdadelta))
     straight.fit(ids, targets, batch_size=4, epochs=2, shuffle=False, verbose=0)
-    first = model()
+    first = sequential(adadelta(SparseAdadelta))
     first.fit(ids, targets, batch_size=4, epochs=1, shuffle=False, verbose=0)
     first.save_weights(tmp_path / "half.weights.h5")
-    resumed = model()
+    resumed = sequential(adadelta(SparseAdadelta))
     resumed.optimizer.build(resumed.trainable_variables)
     resumed.load_weights(tmp_path / "half.weights.h5")
     resumed.fit(ids, targets, batch_size=4, epochs=1, shuffle=False, verbose=0)
     for a, e in zip(resumed.get_weights(), straight.get_weights(), strict=True):
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-7)
+
+
+def test_state_saved_by_keras_adadelta_is_taken_over(tmp_path):
+    # Runs begun before SparseAdadelta checkpointed Keras' AdaDelta; resuming one must keep its state.
+    ids = np.random.default_rng(2).integers(0, VOCABULARY_SIZE, size=(16, 5))
+    targets = np.ones((16, 2), "float32")
+    old = sequential(adadelta(keras.optimizers.Adadelta))
+    old.fit(ids, targets, batch_size=4, epochs=1, verbose=0)
+    old.save_weights(tmp_path / "old.weights.h5")
+    new = sequential(adadelta(SparseAdadelta))
+    new.optimizer.build(new.trainable_variables)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Keras only warns when it skips an optimizer's state
+        new.load_weights(tmp_path / "old.weights.h5")
+    for saved, loaded in zip(old.optimizer.variables, new.optimizer.variables):
+        np.testing.assert_array_equal(loaded.numpy(), saved.numpy())
+    row_steps = new.optimizer.variables[len(old.optimizer.variables) :]
+    assert int(new.optimizer.iterations) == 4 and all((steps.numpy() == 4).all() for steps in row_steps)
