@@ -81,6 +81,17 @@ def read_json(path: str) -> Any:
         return None
 
 
+def _more_epochs(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether a student's settings differ from its last run's only by more epochs: it then trains on."""
+
+    def without_epochs(depends_on: dict[str, Any]) -> str:
+        distill = {key: value for key, value in depends_on.get("distill", {}).items() if key != "epochs"}
+        return fingerprint({**depends_on, "distill": distill})
+
+    epochs = (old.get("distill", {}).get("epochs", 0), new["distill"]["epochs"])
+    return epochs[1] > epochs[0] and without_epochs(old) == without_epochs(new)
+
+
 def _texts_fingerprint(examples: Examples) -> str:
     return fingerprint(
         {"texts": [list(map(str, column)) for column in examples.texts], "labels": examples.labels.tolist()}
@@ -148,7 +159,12 @@ class Pipeline:
         return dataclasses.asdict(section)
 
     def _stage(
-        self, name: str, depends_on: dict[str, Any], function: Callable[[], dict[str, Any]], owned: tuple[str, ...] = ()
+        self,
+        name: str,
+        depends_on: dict[str, Any],
+        function: Callable[[], dict[str, Any]],
+        owned: tuple[str, ...] = (),
+        continues: Callable[[dict[str, Any], dict[str, Any]], bool] | None = None,
     ) -> dict[str, Any] | None:
         """Runs `function` unless its up-to-date outputs exist; returns the stage's outputs.
 
@@ -156,7 +172,8 @@ class Pipeline:
         that a requested one needs is an error, while one the report would merely show is left out (None).
         `owned` directories belong to this stage alone: they are cleared when the fingerprint changed
         (so stale checkpoints are never resumed) and kept when a killed run with the same fingerprint
-        resumes.
+        resumes, or when `continues(old depends_on, new depends_on)` says the new settings carry on from
+        the old run's (more student epochs).
         """
         stage_fingerprint = fingerprint(depends_on)
         record_path = os.path.join(self.paths["stages"], f"{name}.json")
@@ -173,7 +190,9 @@ class Pipeline:
                 f"Stage '{name}' has no up-to-date output in {self.workdir} and is not in "
                 f"--stages={self.config.stages}; add it to --stages"
             )
-        if not same:
+        if not same and continues is not None and continues(record.get("depends_on") or {}, depends_on):
+            self.log(f"[{name}] more epochs than the last run: continuing it")
+        elif not same:
             for directory in owned if self.chief else ():
                 if os.path.exists(directory):
                     self.log(f"[{name}] settings changed: clearing {directory}")
@@ -436,7 +455,7 @@ class Pipeline:
             "labelled": label_outputs["statistics"],
             "teacher": label_outputs["wrote"],
         }
-        return self._stage("distill", depends_on, distill, owned=(self.paths["distill"],))
+        return self._stage("distill", depends_on, distill, owned=(self.paths["distill"],), continues=_more_epochs)
 
     def run_baseline(self, results: dict[str, Any]) -> dict[str, Any] | None:
         from bilstm_kd.training import example_batches
@@ -454,7 +473,9 @@ class Pipeline:
             self.log(f"[baseline] dev: {outputs['dev']}")
             return outputs
 
-        return self._stage("baseline", self.student_depends_on(), baseline, owned=(self.paths["baseline"],))
+        return self._stage(
+            "baseline", self.student_depends_on(), baseline, owned=(self.paths["baseline"],), continues=_more_epochs
+        )
 
     # ---------------------------------------------------------------------------------------- export
 

@@ -362,7 +362,8 @@ def train_student(
     The distiller is compiled with `make_optimizer(distill_config)` unless it is compiled already. Each
     finished epoch is checkpointed (weights and optimizer state); a run killed mid-way continues from the
     last finished epoch when called again with the same directory, and a finished run only reloads its
-    best weights. Training stops after `distill_config.patience` epochs without a better dev score (the
+    best weights, unless `distill_config.epochs` has grown since and it did not stop early: it then trains
+    on to the new count. Training stops after `distill_config.patience` epochs without a better dev score (the
     distiller's first task metric, e.g. `val_accuracy`; without a dev set, the training loss). At the end
     the student holds its best weights and is saved as `student.keras`.
 
@@ -416,7 +417,7 @@ def train_student(
         distiller.load_weights(checkpoint_path)
 
     monitor_callback = _RunDirectoryMonitor(directory, state, monitor, mode, distill_config.patience)
-    if not state["finished"] and state["epochs_completed"] < distill_config.epochs:
+    if not state["stopped_early"] and state["epochs_completed"] < distill_config.epochs:
         backup_directory = os.path.join(directory, "backup")
         _drop_stale_backup(backup_directory, state["epochs_completed"])
         all_callbacks = [

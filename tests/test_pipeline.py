@@ -187,6 +187,29 @@ def test_changed_settings_rerun_exactly_the_stages_that_depend_on_them(inputs, t
     assert vectors["coverage"] == 1.0  # every training word is in the tiny teacher's vocabulary
 
 
+def test_more_student_epochs_continue_the_finished_training_and_fewer_restart_it(inputs, tmp_path):
+    config = tiny_config(inputs, tmp_path / "run")
+    run(config)
+    state_path = tmp_path / "run" / "student" / "distilled" / "training_state.json"
+    first_three = json.loads(state_path.read_text())["history"]["loss"]
+
+    five = dataclasses.replace(config, distill=dataclasses.replace(config.distill, epochs=5))
+    assert statuses(run(five)) == {
+        "teacher": "up to date",
+        "augment": "up to date",
+        "label": "up to date",
+        "distill": "ran",
+        "baseline": "ran",
+        "export": "ran",
+    }
+    losses = json.loads(state_path.read_text())["history"]["loss"]
+    assert len(losses) == 5 and losses[:3] == first_three  # epochs 1-3 were kept, not trained again
+
+    two = dataclasses.replace(config, distill=dataclasses.replace(config.distill, epochs=2))
+    run(two)
+    assert len(json.loads(state_path.read_text())["history"]["loss"]) == 2  # fewer epochs: trained afresh
+
+
 def test_stages_subset(inputs, tmp_path):
     with pytest.raises(pipeline_module.StageError, match=r"Stage 'teacher' has no up-to-date output.*--stages"):
         run(tiny_config(inputs, tmp_path / "run", stages="distill"))

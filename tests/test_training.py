@@ -119,17 +119,13 @@ def test_train_student_reduces_the_loss_and_writes_the_run_directory(tmp_path):
     np.testing.assert_allclose(saved(ids), distiller.student(ids), atol=1e-6)
 
 
-def test_a_killed_run_resumes_from_its_last_finished_epoch(tmp_path):
+def test_a_run_resumes_from_its_last_finished_epoch_and_trains_on_when_epochs_grow(tmp_path):
     tokenizer = WordTokenizer(VOCABULARY.tokens, max_length=10)
     train = transfer_batches(toy_records(toy_texts(48)), tokenizer, is_pair=False, batch_size=8)
     first = tiny_distiller()
     train_student(first, train, None, DistillConfig(epochs=2, patience=0), tmp_path, verbose=0)
     steps_after_two_epochs = int(first.optimizer.iterations)
-    # Pretend the run was killed after epoch 2 of 3: the state says unfinished.
-    state_path = tmp_path / "training_state.json"
-    state = json.loads(state_path.read_text())
-    state["finished"] = False
-    state_path.write_text(json.dumps(state))
+    # Killed after epoch 2 of 3, or run with epochs=2 and now asked for 3: the same state, training goes on.
     resumed = tiny_distiller()
     summary = train_student(resumed, train, None, DistillConfig(epochs=3, patience=0), tmp_path, verbose=0)
     assert summary["epochs_completed"] == 3 and len(summary["history"]["loss"]) == 3
@@ -138,6 +134,12 @@ def test_a_killed_run_resumes_from_its_last_finished_epoch(tmp_path):
     again = tiny_distiller()
     assert train_student(again, train, None, DistillConfig(epochs=3), tmp_path, verbose=0)["epochs_completed"] == 3
     assert int(again.optimizer.iterations) == int(resumed.optimizer.iterations)
+    # Nor does a run that stopped early when it is given more epochs: it would only stop again.
+    state_path = tmp_path / "training_state.json"
+    state_path.write_text(json.dumps({**json.loads(state_path.read_text()), "stopped_early": True}))
+    stopped = tiny_distiller()
+    assert train_student(stopped, train, None, DistillConfig(epochs=5), tmp_path, verbose=0)["epochs_completed"] == 3
+    assert int(stopped.optimizer.iterations) == int(resumed.optimizer.iterations)
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -147,9 +149,6 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tm
     train_student(distiller, good, None, DistillConfig(epochs=1, patience=0), tmp_path, verbose=0)
     checkpoint = tmp_path / "checkpoint.weights.h5"
     saved_bytes = checkpoint.read_bytes()
-    state = json.loads((tmp_path / "training_state.json").read_text())
-    state["finished"] = False
-    (tmp_path / "training_state.json").write_text(json.dumps(state))
 
     poisoned = transfer_batches(toy_records(toy_texts(32), poison=True), tokenizer, is_pair=False, batch_size=8)
     with pytest.raises(TrainingDivergedError, match=r"NaN.*epoch 2.*checkpoint.weights.h5.*after epoch 1"):
