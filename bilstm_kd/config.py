@@ -207,7 +207,7 @@ class DistillConfig:
     learning_rate: float = _field(1.0, "Student learning rate (paper: 1.0 with AdaDelta).")
     rho: float = _field(0.95, "AdaDelta decay rate (paper: 0.95).")
     batch_size: int = _field(50, "Student batch size (paper: 50 single sentence, 256 pairs).")
-    epochs: int = _field(10, "Maximum student training epochs.")
+    epochs: int = _field(10, "Maximum student training epochs (raised on a finished run, training continues from it).")
     patience: int = _field(3, "Stop after this many epochs without dev improvement (0: never stop early).")
     baseline: bool = _field(True, "Also train the same student on gold labels only, for comparison.")
 
