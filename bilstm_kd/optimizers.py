@@ -48,7 +48,7 @@ class SparseAdadelta(keras.optimizers.Adadelta):
         ]
 
     def load_own_variables(self, store):
-        if len(store.keys()) != len(self.variables) - len(self._row_steps):
+        if not self.built or len(store.keys()) != len(self.variables) - len(self._row_steps):
             return super().load_own_variables(store)
         # State saved by `keras.optimizers.Adadelta` (a run begun before this optimizer): the same variables in
         # the same order, less the row steps; its dense update kept every row current to the saved step.

@@ -22,6 +22,17 @@ WORDS = sorted({word for text in POSITIVE + NEGATIVE for word in text.split()})
 TEACHER_VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
 
 
+# Statuses when only student settings changed: the teacher and the transfer set are reused.
+ONLY_STUDENTS_RAN = {
+    "teacher": "up to date",
+    "augment": "up to date",
+    "label": "up to date",
+    "distill": "ran",
+    "baseline": "ran",
+    "export": "ran",
+}
+
+
 class Killed(BaseException):
     """Stands in for the process being killed (not an Exception, so nothing on the way catches it)."""
 
@@ -174,14 +185,7 @@ def test_changed_settings_rerun_exactly_the_stages_that_depend_on_them(inputs, t
 
     # Word vectors from the pretrained teacher: only the students depend on them.
     student = dataclasses.replace(changed.student, embeddings="teacher")
-    assert statuses(run(dataclasses.replace(changed, student=student))) == {
-        "teacher": "up to date",
-        "augment": "up to date",
-        "label": "up to date",
-        "distill": "ran",
-        "baseline": "ran",
-        "export": "ran",
-    }
+    assert statuses(run(dataclasses.replace(changed, student=student))) == ONLY_STUDENTS_RAN
     vectors = json.loads((tmp_path / "run" / "data_stats.json").read_text())["embeddings"]
     assert vectors["source"].startswith(f"--teacher={inputs[1]}") and vectors["dimension"] == 8
     assert vectors["coverage"] == 1.0  # every training word is in the tiny teacher's vocabulary
@@ -194,14 +198,7 @@ def test_more_student_epochs_continue_the_finished_training_and_fewer_restart_it
     first_three = json.loads(state_path.read_text())["history"]["loss"]
 
     five = dataclasses.replace(config, distill=dataclasses.replace(config.distill, epochs=5))
-    assert statuses(run(five)) == {
-        "teacher": "up to date",
-        "augment": "up to date",
-        "label": "up to date",
-        "distill": "ran",
-        "baseline": "ran",
-        "export": "ran",
-    }
+    assert statuses(run(five)) == ONLY_STUDENTS_RAN
     losses = json.loads(state_path.read_text())["history"]["loss"]
     assert len(losses) == 5 and losses[:3] == first_three  # epochs 1-3 were kept, not trained again
 
