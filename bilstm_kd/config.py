@@ -210,6 +210,11 @@ class DistillConfig:
     epochs: int = _field(10, "Maximum student training epochs (raised on a finished run, training continues from it).")
     patience: int = _field(3, "Stop after this many epochs without dev improvement (0: never stop early).")
     baseline: bool = _field(True, "Also train the same student on gold labels only, for comparison.")
+    student_seed: int = _field(
+        -1,
+        "Seed of the students' initialisation, dropout and batch order; -1: --seed. Another value retrains "
+        "only the students (same teacher and transfer set), to see how much they vary from run to run.",
+    )
 
     def __post_init__(self) -> None:
         _check_choices(self)
@@ -220,6 +225,8 @@ class DistillConfig:
         _check_positive("batch_size", self.batch_size)
         _check_positive("epochs", self.epochs)
         _check_non_negative("patience", self.patience)
+        if self.student_seed < -1:
+            raise ConfigError("student_seed", self.student_seed, "must be -1 (use --seed) or a seed of 0 or more")
 
 
 @dataclasses.dataclass(frozen=True)

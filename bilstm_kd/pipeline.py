@@ -128,6 +128,7 @@ class Pipeline:
         self.requested = set(config.stage_list())
         self.needed = needed_stages(self.requested)
         self.stage_seconds: dict[str, dict[str, Any]] = {}
+        self.fingerprints: dict[str, str] = {}  # of each stage this run ran or found up to date
         self.paths = {
             "teacher": os.path.join(self.workdir, "teacher"),
             "pos": os.path.join(self.workdir, "transfer", "pos"),
@@ -182,6 +183,7 @@ class Pipeline:
         if same and record.get("status") == "done":
             self.log(f"[{name}] up to date (fingerprint {stage_fingerprint}): skipped")
             self.stage_seconds[name] = {"status": "up to date", "seconds": record.get("seconds")}
+            self.fingerprints[name] = stage_fingerprint
             return record["outputs"]
         if name not in self.requested:
             if name not in self.needed:
@@ -225,6 +227,7 @@ class Pipeline:
         if outputs is None:  # a chief-only stage on another worker: the chief's outputs
             outputs = read_json(record_path)["outputs"]
         self.stage_seconds[name] = {"status": "ran", "seconds": seconds}
+        self.fingerprints[name] = stage_fingerprint
         self.log(f"[{name}] done in {seconds:.1f} s; wrote {outputs.get('wrote', '-')}")
         return outputs
 
@@ -386,7 +389,7 @@ class Pipeline:
         from bilstm_kd.students import build_student
         from bilstm_kd.training import evaluate_student, train_student
 
-        keras.utils.set_random_seed(self.config.seed)
+        keras.utils.set_random_seed(self.student_seed)
         distill = self.config.distill
         with self.strategy.scope():
             student = build_student(self.config.student, self.task, len(self.vocabulary), self.embeddings.weights)
@@ -421,14 +424,21 @@ class Pipeline:
             "wrote": directory,
         }
 
+    @property
+    def student_seed(self) -> int:
+        """Seeds the students' weights, dropout and batch order: --student_seed, or --seed when it is -1."""
+        student_seed = self.config.distill.student_seed
+        return self.config.seed if student_seed == -1 else student_seed
+
     def student_depends_on(self) -> dict[str, Any]:
         distill = self._settings(self.config.distill)
         distill.pop("baseline")
+        distill.pop("student_seed")  # as "seed" below: the default keeps the fingerprints of earlier runs
         return {
             "student_inputs": self.student_inputs_fingerprint,
             "student": self._settings(self.config.student),
             "distill": distill,
-            "seed": self.config.seed,
+            "seed": self.student_seed,
         }
 
     def run_distill(self, results: dict[str, Any]) -> dict[str, Any] | None:
@@ -444,7 +454,7 @@ class Pipeline:
             store = ShardedRecords.open_existing(self.paths["labelled"])
             records = parse_records(store.dataset(), self.task.is_pair, self.task.num_classes)
             train_dataset = transfer_batches(
-                records, self._tokenizer(), self.task.is_pair, self.config.distill.batch_size, seed=self.config.seed
+                records, self._tokenizer(), self.task.is_pair, self.config.distill.batch_size, seed=self.student_seed
             )
             outputs = self._train(self.paths["distill"], self.config.distill.alpha, train_dataset)
             self.log(f"[distill] dev: {outputs['dev']}")
@@ -467,7 +477,7 @@ class Pipeline:
                 self.task.is_pair,
                 self.config.distill.batch_size,
                 shuffle=True,
-                seed=self.config.seed,
+                seed=self.student_seed,
             )
             outputs = self._train(self.paths["baseline"], 1.0, train_dataset)
             self.log(f"[baseline] dev: {outputs['dev']}")
@@ -535,7 +545,12 @@ class Pipeline:
                 self.log(f"[export] TFLite dev: {dev_metrics}; vs Keras: {verification}")
             return outputs
 
-        depends_on = {"student": distill_outputs["training"], "export": self._settings(self.config.export)}
+        # The distill stage's fingerprint tells students apart that trained alike (say, two --student_seed).
+        depends_on = {
+            "student": distill_outputs["training"],
+            "distill": self.fingerprints["distill"],
+            "export": self._settings(self.config.export),
+        }
         return self._stage("export", depends_on, export_student, owned=(self.paths["export"],))
 
     def _tokenizer_fixed(self):

@@ -207,6 +207,21 @@ def test_more_student_epochs_continue_the_finished_training_and_fewer_restart_it
     assert len(json.loads(state_path.read_text())["history"]["loss"]) == 2  # fewer epochs: trained afresh
 
 
+def test_student_seed_retrains_only_the_students(inputs, tmp_path):
+    config = tiny_config(inputs, tmp_path / "run")
+    run(config)
+    state_path = tmp_path / "run" / "student" / "distilled" / "training_state.json"
+    seed_losses = json.loads(state_path.read_text())["history"]["loss"]
+
+    def with_student_seed(value):
+        return dataclasses.replace(config, distill=dataclasses.replace(config.distill, student_seed=value))
+
+    # Naming the run's own seed changes nothing: runs from before the flag stay up to date.
+    assert set(statuses(run(with_student_seed(config.seed))).values()) == {"up to date"}
+    assert statuses(run(with_student_seed(config.seed + 1))) == ONLY_STUDENTS_RAN
+    assert json.loads(state_path.read_text())["history"]["loss"] != seed_losses
+
+
 def test_stages_subset(inputs, tmp_path):
     with pytest.raises(pipeline_module.StageError, match=r"Stage 'teacher' has no up-to-date output.*--stages"):
         run(tiny_config(inputs, tmp_path / "run", stages="distill"))
