@@ -448,7 +448,6 @@ class Pipeline:
 
         if "label" not in results:
             return None
-        label_outputs = results["label"]
 
         def distill() -> dict[str, Any]:
             store = ShardedRecords.open_existing(self.paths["labelled"])
@@ -460,11 +459,8 @@ class Pipeline:
             self.log(f"[distill] dev: {outputs['dev']}")
             return outputs
 
-        depends_on = {
-            **self.student_depends_on(),
-            "labelled": label_outputs["statistics"],
-            "teacher": label_outputs["wrote"],
-        }
+        # The labelling's fingerprint names the teacher's weights and the transfer set: a relabelling reruns this.
+        depends_on = {**self.student_depends_on(), "label": self.fingerprints["label"]}
         return self._stage("distill", depends_on, distill, owned=(self.paths["distill"],), continues=_more_epochs)
 
     def run_baseline(self, results: dict[str, Any]) -> dict[str, Any] | None:

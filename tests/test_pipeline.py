@@ -222,6 +222,32 @@ def test_student_seed_retrains_only_the_students(inputs, tmp_path):
     assert json.loads(state_path.read_text())["history"]["loss"] != seed_losses
 
 
+def test_a_relabelling_retrains_the_distilled_student(inputs, tmp_path, monkeypatch):
+    """Distillation depends on the labelling itself, not on figures that merely tend to differ between two."""
+    from bilstm_kd import labelling
+
+    label_transfer_set = labelling.label_transfer_set
+
+    def same_statistics_every_time(*args, **kwargs):
+        store = label_transfer_set(*args, **kwargs)
+        manifest = {**store.manifest, "statistics": {"examples": 1}}
+        pathlib.Path(store.manifest_path).write_text(json.dumps(manifest))
+        return store
+
+    monkeypatch.setattr(labelling, "label_transfer_set", same_statistics_every_time)
+    config = tiny_config(inputs, tmp_path / "run")
+    run(config)
+    teacher = dataclasses.replace(config.teacher, teacher_learning_rate=1e-3)
+    assert statuses(run(dataclasses.replace(config, teacher=teacher))) == {
+        "teacher": "ran",
+        "augment": "up to date",
+        "label": "ran",
+        "distill": "ran",
+        "baseline": "up to date",
+        "export": "ran",
+    }
+
+
 def test_stages_subset(inputs, tmp_path):
     with pytest.raises(pipeline_module.StageError, match=r"Stage 'teacher' has no up-to-date output.*--stages"):
         run(tiny_config(inputs, tmp_path / "run", stages="distill"))
