@@ -97,6 +97,11 @@ class TeacherConfig:
     teacher_max_length: int = _field(128, "Maximum teacher sequence length in word pieces.")
     teacher_train_limit: int = _field(0, "Fine-tune the teacher on the first N training examples only (0: all).")
     label_batch_size: int = _field(256, "Batch size when the teacher labels the transfer set.")
+    teacher_ensemble: int = _field(
+        1,
+        "Fine-tune this many teachers (seeds --seed, --seed+1, ...) and label with the mean of their logits, "
+        "an ensemble teacher as in Hinton et al. 2015; each member adds a fine-tuning and a labelling pass.",
+    )
 
     def __post_init__(self) -> None:
         _check_choices(self)
@@ -109,6 +114,7 @@ class TeacherConfig:
         _check_range("teacher_max_length", self.teacher_max_length, 8, 512)
         _check_non_negative("teacher_train_limit", self.teacher_train_limit)
         _check_positive("label_batch_size", self.label_batch_size)
+        _check_positive("teacher_ensemble", self.teacher_ensemble)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,7 +3,8 @@
     config.json              the resolved run configuration (rewritten by every run)
     data_stats.json          dataset statistics, vocabulary size and word-vector coverage
     stages/<stage>.json      each stage's fingerprint, status, outputs and timing
-    teacher/                 the fine-tuned teacher (teacher.keras, teacher.json with its dev metrics)
+    teacher/                 the fine-tuned teacher (teacher.keras, teacher.json with its dev metrics);
+                             with --teacher_ensemble=N, members 2..N in teacher/member_2/ ...
     transfer/pos/            cached part-of-speech tags
     transfer/augmented/      the augmented transfer set (sharded TFRecords + manifest)
     transfer/labelled/       the same records with the teacher's logits
@@ -278,7 +279,10 @@ class Pipeline:
     # --------------------------------------------------------------------------------------- teacher
 
     def teacher_depends_on(self) -> dict[str, Any]:
-        return {"data": self.data_fingerprint, "teacher": self._settings(self.config.teacher), "seed": self.config.seed}
+        settings = self._settings(self.config.teacher)
+        if settings["teacher_ensemble"] == 1:
+            settings.pop("teacher_ensemble")  # keeps the fingerprints of runs from before the flag
+        return {"data": self.data_fingerprint, "teacher": settings, "seed": self.config.seed}
 
     def run_teacher(self, results: dict[str, Any]) -> dict[str, Any] | None:
         from bilstm_kd import teacher as teacher_lib
@@ -304,7 +308,9 @@ class Pipeline:
             self.log(f"[teacher] dev: {dev_metrics}")
             return {
                 "dev": dev_metrics,
-                "teacher_fingerprint": teacher_lib.saved_teacher_fingerprint(self.paths["teacher"]),
+                "teacher_fingerprint": teacher_lib.saved_teacher_fingerprint(
+                    self.paths["teacher"], self.config.teacher.teacher_ensemble
+                ),
                 "wrote": self.paths["teacher"],
             }
 
@@ -316,7 +322,7 @@ class Pipeline:
             from bilstm_kd.teacher import load_fine_tuned_teacher
 
             with distribute.local_strategy(self.strategy).scope():
-                self._teacher = load_fine_tuned_teacher(self.paths["teacher"])
+                self._teacher = load_fine_tuned_teacher(self.paths["teacher"], self.config.teacher.teacher_ensemble)
         return self._teacher
 
     # --------------------------------------------------------------------------------- transfer set
@@ -587,7 +593,7 @@ class Pipeline:
             from bilstm_kd.teacher import teacher_size
 
             size = teacher_size(teacher, sequence_length=teacher.sequence_length)
-            embedding = int(np.prod(teacher.backbone.token_embedding.embeddings.shape))
+            embedding = size["embedding_parameters"]
             forward = speed.compiled_forward(teacher)
             batches = {
                 "batch_512": speed.teacher_batches(teacher.preprocessor, texts, 512),
@@ -595,6 +601,7 @@ class Pipeline:
             }
             models["teacher"] = {
                 "dev": results["teacher"]["dev"],
+                "members": self.config.teacher.teacher_ensemble,
                 "parameters": {"embedding": embedding, "non_embedding": size["parameters"] - embedding},
                 "file_bytes": _directory_bytes(self.paths["teacher"]),
                 "flops_per_example": size["flops_per_example"],

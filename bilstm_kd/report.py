@@ -66,7 +66,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         model = report["models"].get(name)
         if model is None:
             continue
-        cells = [MODEL_NAMES[name]]
+        members = model.get("members", 1)
+        cells = [MODEL_NAMES[name] + (f" (ensemble of {members})" if members > 1 else "")]
         for split, metric in metric_columns:
             value = model["dev"].get(split, {}).get(metric)
             cells.append(_format_number(100 * value if value is not None else None))

@@ -14,11 +14,13 @@ Hugging Face tokenizers, a literal "[CLS]", "[SEP]" or "[PAD]" in the text also 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import itertools
 import json
 import math
 import os
+import shutil
 import time
 import weakref
 from collections.abc import Sequence
@@ -159,6 +161,48 @@ class BertTeacher(distribute.MultiWorkerFixes, keras.Model):
         config["backbone"] = keras.layers.deserialize(config["backbone"])
         config["preprocessor"] = keras.layers.deserialize(config["preprocessor"])
         return cls(**config)
+
+
+class TeacherEnsemble(keras.Model):
+    """Fine-tuned teachers that answer as one, with the mean of their logits (`--teacher_ensemble`).
+
+    Hinton et al. 2015 distil an ensemble into one small model; here the members are fine-tunings of one
+    pretrained BERT with different seeds, so they share the tokenizer: text is encoded once and every
+    member reads the same word pieces. An ensemble goes wherever a `BertTeacher` goes for inference
+    (`teacher_logits`, `evaluate_teacher`, labelling, `teacher_size`); it is saved as its members.
+
+    Args:
+        members: `BertTeacher`s with the same vocabulary, sequence length and number of classes.
+    """
+
+    def __init__(self, members: Sequence[BertTeacher], **kwargs):
+        if len(members) < 2:
+            raise ValueError(f"An ensemble needs at least 2 members, received {len(members)}")
+        first = members[0]
+        for member in members[1:]:
+            same = (
+                member.num_classes == first.num_classes
+                and member.sequence_length == first.sequence_length
+                and member.preprocessor.tokenizer.get_vocabulary() == first.preprocessor.tokenizer.get_vocabulary()
+            )
+            if not same:
+                raise ValueError(
+                    f"Ensemble members must share the vocabulary, sequence length and classes: {member.name} "
+                    f"differs from {first.name}"
+                )
+        inputs = {
+            name: keras.Input(shape=(None,), dtype=dtype, name=name)
+            for name, dtype in (("token_ids", "int32"), ("segment_ids", "int32"), ("padding_mask", "bool"))
+        }
+        logits = keras.layers.Average(name="mean_logits")([member(inputs) for member in members])
+        super().__init__(inputs=inputs, outputs=logits, **kwargs)
+        self.members = list(members)
+        self.preprocessor = first.preprocessor
+        self.num_classes = first.num_classes
+
+    @property
+    def sequence_length(self) -> int:
+        return self.members[0].sequence_length
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -532,8 +576,8 @@ def evaluate_teacher(
     return task.evaluate(np.asarray(examples.labels), np.argmax(logits, axis=-1))
 
 
-def teacher_size(teacher: BertTeacher, sequence_length: int = 128) -> dict[str, int]:
-    """Parameter count and an estimate of the floating-point operations of one forward pass.
+def teacher_size(teacher: BertTeacher | TeacherEnsemble, sequence_length: int = 128) -> dict[str, int]:
+    """Parameter counts (all, and the word-piece embeddings') and the floating-point operations of one forward pass.
 
     FLOPs count a multiply-add as 2 and include every matrix product: per layer the query, key, value and
     output projections (8·L·H²), attention scores and the weighted sum of values (4·L²·H) and the
@@ -541,10 +585,14 @@ def teacher_size(teacher: BertTeacher, sequence_length: int = 128) -> dict[str, 
     layer normalisation and activations are left out (a few percent).
 
     Args:
-        teacher: a `BertTeacher`.
+        teacher: a `BertTeacher`, or a `TeacherEnsemble` (the sums over its members).
         sequence_length: word pieces per example, special tokens included (use the data's mean length for
             length-bucketed inference, `teacher.sequence_length` for fixed-length inference).
     """
+    if isinstance(teacher, TeacherEnsemble):
+        sizes = [teacher_size(member, sequence_length) for member in teacher.members]
+        counts = ("parameters", "embedding_parameters", "flops_per_example")
+        return {**{key: sum(size[key] for size in sizes) for key in counts}, "sequence_length": int(sequence_length)}
     backbone = teacher.backbone
     length, hidden, intermediate = sequence_length, backbone.hidden_dim, backbone.intermediate_dim
     per_layer = 8 * length * hidden**2 + 4 * length**2 * hidden + 4 * length * hidden * intermediate
@@ -552,6 +600,7 @@ def teacher_size(teacher: BertTeacher, sequence_length: int = 128) -> dict[str, 
     head = 2 * hidden * teacher.num_classes
     return {
         "parameters": int(teacher.count_params()),
+        "embedding_parameters": int(np.prod(backbone.token_embedding.embeddings.shape)),
         "flops_per_example": int(backbone.num_layers * per_layer + pooler + head),
         "sequence_length": int(sequence_length),
     }
@@ -782,7 +831,8 @@ class _SelectBestOnDev(keras.callbacks.Callback):
 
 def _fine_tuning_settings(teacher_config: TeacherConfig, task: Task, train: TextExamples, dev: TextExamples, seed: int):
     settings = dataclasses.asdict(teacher_config)
-    settings.pop("label_batch_size")  # labelling only: does not change the fine-tuned teacher
+    for name in ("label_batch_size", "teacher_ensemble"):  # neither changes one fine-tuned teacher
+        settings.pop(name)
     return {
         "format": FINE_TUNING_FORMAT,
         "teacher": settings,
@@ -825,20 +875,36 @@ def save_teacher(teacher: BertTeacher, path: str | os.PathLike) -> None:
     os.replace(partial, path)
 
 
-def load_fine_tuned_teacher(directory: str | os.PathLike) -> BertTeacher:
-    """Reloads the teacher that `fine_tune_teacher` saved in `directory`."""
-    path = os.path.join(os.fspath(directory), TEACHER_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No fine-tuned teacher at {path}: run the teacher stage first")
-    return keras.saving.load_model(path, compile=False)
+def member_directories(directory: str | os.PathLike, members: int) -> list[str]:
+    """Where `fine_tune_teacher` keeps each of `members` teachers: the first in `directory` itself (so a
+    single teacher's layout is unchanged), the others in `member_2/`, `member_3/`, ... inside it."""
+    directory = os.fspath(directory)
+    return [directory] + [os.path.join(directory, f"member_{number}") for number in range(2, members + 1)]
 
 
-def saved_teacher_fingerprint(directory: str | os.PathLike) -> str:
-    """The identity of the fine-tuned teacher in `directory` (a hash of its saved weights and settings)."""
-    metadata = _read_metadata(os.fspath(directory))
-    if not metadata or not metadata.get("complete"):
-        raise FileNotFoundError(f"{directory} holds no finished teacher fine-tuning ({TEACHER_METADATA} is missing)")
-    return metadata["teacher_fingerprint"]
+def load_fine_tuned_teacher(directory: str | os.PathLike, members: int = 1) -> BertTeacher | TeacherEnsemble:
+    """Reloads the teacher that `fine_tune_teacher` saved in `directory` (with `members` > 1, the ensemble)."""
+    teachers = []
+    for member_directory in member_directories(directory, members):
+        path = os.path.join(member_directory, TEACHER_FILE)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"No fine-tuned teacher at {path}: run the teacher stage first")
+        teachers.append(keras.saving.load_model(path, compile=False))
+    return teachers[0] if members == 1 else TeacherEnsemble(teachers)
+
+
+def saved_teacher_fingerprint(directory: str | os.PathLike, members: int = 1) -> str:
+    """The identity of the fine-tuned teacher in `directory` (a hash of its saved weights and settings;
+    with `members` > 1, of every member's)."""
+    fingerprints = []
+    for member_directory in member_directories(directory, members):
+        metadata = _read_metadata(member_directory)
+        if not metadata or not metadata.get("complete"):
+            raise FileNotFoundError(
+                f"{member_directory} holds no finished teacher fine-tuning ({TEACHER_METADATA} is missing)"
+            )
+        fingerprints.append(metadata["teacher_fingerprint"])
+    return fingerprints[0] if members == 1 else fingerprint({"ensemble": fingerprints})
 
 
 def fine_tune_teacher(
@@ -851,7 +917,7 @@ def fine_tune_teacher(
     verbose: int = 1,
     strategy: tf.distribute.Strategy | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
-) -> tuple[BertTeacher, dict[str, float]]:
+) -> tuple[BertTeacher | TeacherEnsemble, dict[str, float]]:
     """Fine-tunes the teacher on the task's training set, keeping the epoch that scores best on dev.
 
     AdamW (weight decay 0.01, none on biases and layer norms) with linear warm-up over
@@ -859,7 +925,9 @@ def fine_tune_teacher(
     The best teacher is saved as `directory/teacher.keras` and `directory/teacher.json` records its dev
     metrics, the per-epoch history and a fingerprint of everything it depends on (teacher settings, task,
     seed, data). When `directory` already holds a finished fine-tuning with the same fingerprint, that
-    teacher is loaded and returned instead of training again.
+    teacher is loaded and returned instead of training again. With `teacher_ensemble` N > 1, N teachers are
+    fine-tuned so, with seeds `seed` to `seed + N - 1`, in `member_directories(directory, N)`, and their
+    `TeacherEnsemble` is returned with its own dev metrics.
 
     Args:
         teacher_config: the teacher settings (`--teacher*` flags).
@@ -877,6 +945,41 @@ def fine_tune_teacher(
     Returns:
         The fine-tuned teacher (outside any strategy scope) and its dev metrics.
     """
+    directories = member_directories(directory, teacher_config.teacher_ensemble)
+    members = []
+    for index, member_directory in enumerate(directories):
+        if verbose and len(directories) > 1:
+            print(f"Teacher {index + 1} of {len(directories)} (seed {seed + index}): {member_directory}", flush=True)
+        members.append(
+            _fine_tune_member(
+                teacher_config, task, train, dev, member_directory, seed + index, verbose, strategy, callbacks
+            )
+        )
+    if distribute.is_chief(strategy or tf.distribute.get_strategy()):
+        for stale in set(glob.glob(os.path.join(os.fspath(directory), "member_*"))) - set(directories):
+            shutil.rmtree(stale)  # of a larger ensemble before: it would count in the teacher's size
+    if len(members) == 1:
+        return members[0]
+    ensemble = TeacherEnsemble([teacher for teacher, _ in members])
+    batch_size = max(teacher_config.label_batch_size, teacher_config.teacher_batch_size)
+    metrics = evaluate_teacher(ensemble, dev, task, batch_size)
+    if verbose:
+        print(f"Teacher ensemble: dev {metrics}; its members: {[member for _, member in members]}", flush=True)
+    return ensemble, metrics
+
+
+def _fine_tune_member(
+    teacher_config: TeacherConfig,
+    task: Task,
+    train: TextExamples,
+    dev: TextExamples,
+    directory: str | os.PathLike,
+    seed: int = 0,
+    verbose: int = 1,
+    strategy: tf.distribute.Strategy | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> tuple[BertTeacher, dict[str, float]]:
+    """One teacher of `fine_tune_teacher`: fine-tuned in `directory` with `seed`, or reused from there."""
     strategy = strategy or tf.distribute.get_strategy()
     chief = distribute.is_chief(strategy)
     directory = os.fspath(directory)

@@ -59,6 +59,7 @@ def test_paper_defaults():
         (["--teacher_max_length=4"], "teacher_max_length"),
         (["--vocab_max_size=2"], "vocab_max_size"),
         (["--student_seed=-2"], "student_seed"),
+        (["--teacher_ensemble=0"], "teacher_ensemble"),
     ],
 )
 def test_bad_values_name_the_flag(argv, flag):

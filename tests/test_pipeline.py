@@ -7,6 +7,7 @@ import pathlib
 
 import keras
 import keras_hub
+import numpy as np
 import pytest
 from conftest import tiny_bert_backbone
 
@@ -14,6 +15,7 @@ from bilstm_kd import export as export_module
 from bilstm_kd import pipeline as pipeline_module
 from bilstm_kd import teacher as teacher_module
 from bilstm_kd.config import AugmentConfig, DataConfig, DistillConfig, RunConfig, StudentConfig, TeacherConfig
+from bilstm_kd.records import parse_records
 from bilstm_kd.shards import ShardedRecords
 
 POSITIVE = ["a good film", "a great movie", "very good", "the film was great", "good and great", "a very good movie"]
@@ -246,6 +248,33 @@ def test_a_relabelling_retrains_the_distilled_student(inputs, tmp_path, monkeypa
         "baseline": "up to date",
         "export": "ran",
     }
+
+
+def test_an_ensemble_teacher_labels_with_the_mean_of_its_members(inputs, tmp_path):
+    config = tiny_config(inputs, tmp_path / "run")
+    single = run(config)
+    pair = dataclasses.replace(config, teacher=dataclasses.replace(config.teacher, teacher_ensemble=2))
+    ensemble = run(pair)
+    assert statuses(ensemble) == {
+        "teacher": "ran",
+        "augment": "up to date",
+        "label": "ran",
+        "distill": "ran",
+        "baseline": "up to date",
+        "export": "ran",
+    }
+    workdir = tmp_path / "run"
+    directories = teacher_module.member_directories(workdir / "teacher", 2)
+    members = [teacher_module.load_fine_tuned_teacher(path) for path in directories]
+    store = ShardedRecords.open_existing(str(workdir / "transfer" / "labelled"))
+    records = list(parse_records(store.dataset(), is_pair=False, num_classes=2).take(20).as_numpy_iterator())
+    texts = [record["text_a"].decode() for record in records]
+    expected = np.mean([teacher_module.teacher_logits(member, texts) for member in members], axis=0)
+    np.testing.assert_allclose([record["teacher_logits"] for record in records], expected, atol=1e-5)
+    assert ensemble["models"]["teacher"]["members"] == 2
+    parameters = single["models"]["teacher"]["parameters"]
+    assert ensemble["models"]["teacher"]["parameters"] == {key: 2 * value for key, value in parameters.items()}
+    assert "BERT teacher (ensemble of 2)" in (workdir / "report.md").read_text()
 
 
 def test_stages_subset(inputs, tmp_path):

@@ -4,6 +4,7 @@ import functools
 import io
 import json
 import os
+import pathlib
 import shutil
 import zipfile
 
@@ -20,6 +21,7 @@ from bilstm_kd.config import ConfigError, TeacherConfig
 from bilstm_kd.tasks import get_task
 from bilstm_kd.teacher import (
     BertTeacher,
+    TeacherEnsemble,
     WarmupLinearDecay,
     encode_texts,
     evaluate_teacher,
@@ -27,6 +29,7 @@ from bilstm_kd.teacher import (
     length_sorted_batches,
     load_fine_tuned_teacher,
     load_teacher,
+    member_directories,
     save_teacher,
     saved_teacher_fingerprint,
     teacher_logits,
@@ -352,6 +355,22 @@ def test_teacher_size_counts_parameters_and_flops():
     assert teacher_size(teacher, 20)["flops_per_example"] > 2 * size["flops_per_example"]  # attention is quadratic
 
 
+def test_an_ensemble_answers_with_the_mean_of_its_members_logits():
+    first, second = shared_teacher(pooling="cls"), shared_teacher(pooling="mean")
+    ensemble = TeacherEnsemble([first, second])
+    texts = ["a good film", "a [MASK] film .", "the movie was not very awful !"]
+    first_logits, second_logits = teacher_logits(first, texts), teacher_logits(second, texts)
+    assert np.abs(first_logits - second_logits).min() > 1e-3  # the mean is neither member's answer
+    np.testing.assert_allclose(teacher_logits(ensemble, texts), (first_logits + second_logits) / 2, atol=1e-6)
+
+    size, member_size = teacher_size(ensemble, 10), teacher_size(first, 10)
+    assert size["parameters"] == first.count_params() + second.count_params()
+    assert size["embedding_parameters"] == 2 * member_size["embedding_parameters"] == 2 * len(VOCABULARY) * 8
+    assert size["flops_per_example"] == member_size["flops_per_example"] + teacher_size(second, 10)["flops_per_example"]
+    with pytest.raises(ValueError, match="must share the vocabulary, sequence length and classes"):
+        TeacherEnsemble([first, shared_teacher(num_classes=3)])
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Static word vectors for the student
 
@@ -433,6 +452,11 @@ def test_training_batches_are_full_when_the_examples_do_not_fill_the_last_one():
     assert [len(batch) for batch in tiny] == [8]
 
 
+def must_not_train(*args, **kwargs):
+    """Stands in for `teacher.load_teacher`, which only a fine-tuning calls."""
+    raise AssertionError("fine-tuning was repeated")
+
+
 def test_fine_tuning_learns_saves_and_is_reused(preset_directory, tmp_path, monkeypatch):
     config = TeacherConfig(
         teacher=preset_directory,
@@ -463,9 +487,6 @@ def test_fine_tuning_learns_saves_and_is_reused(preset_directory, tmp_path, monk
     assert evaluate_teacher(teacher, dev, task) == pytest.approx(metrics)
 
     # Same settings and data: the saved teacher is returned, nothing is trained.
-    def must_not_train(*args, **kwargs):
-        raise AssertionError("fine-tuning was repeated")
-
     monkeypatch.setattr(teacher_module, "load_teacher", must_not_train)
     reused, reused_metrics = fine_tune_teacher(config, task, train, dev, directory, seed=0, verbose=0)
     assert reused_metrics == metrics
@@ -494,6 +515,39 @@ def test_fine_tuning_learns_saves_and_is_reused(preset_directory, tmp_path, monk
             fine_tune_teacher(changed_config, task, changed_train, dev, copy, seed=seed, verbose=0)
         with pytest.raises(FileNotFoundError, match="no finished teacher"):
             saved_teacher_fingerprint(copy)
+
+
+def test_an_ensemble_fine_tunes_each_member_with_its_own_seed_and_reuses_them(preset_directory, tmp_path, monkeypatch):
+    single = TeacherConfig(
+        teacher=preset_directory,
+        teacher_pooling="mean",
+        teacher_epochs=1,
+        teacher_learning_rate=3e-3,
+        teacher_batch_size=4,
+        teacher_max_length=MAX_LENGTH,
+    )
+    pair = TeacherConfig(**{**single.__dict__, "teacher_ensemble": 2})
+    task = get_task("sst2")
+    train, dev = sentiment_examples(24), sentiment_examples(10)
+    directory = str(tmp_path / "teacher")
+    ensemble, metrics = fine_tune_teacher(pair, task, train, dev, directory, seed=3, verbose=0)
+
+    assert isinstance(ensemble, TeacherEnsemble) and metrics == evaluate_teacher(ensemble, dev, task)
+    records = [json.loads(pathlib.Path(path, "teacher.json").read_text()) for path in member_directories(directory, 2)]
+    assert [record["depends_on"]["seed"] for record in records] == [3, 4]
+    assert "teacher_ensemble" not in records[0]["depends_on"]["teacher"]  # a member is what a single teacher is
+    assert saved_teacher_fingerprint(directory, 2) not in {record["teacher_fingerprint"] for record in records}
+    reloaded = teacher_logits(load_fine_tuned_teacher(directory, 2), dev.texts[0])
+    np.testing.assert_allclose(reloaded, teacher_logits(ensemble, dev.texts[0]), atol=1e-6)
+
+    # Both members are reused; back to one teacher, the first member is that teacher and the second goes.
+    monkeypatch.setattr(teacher_module, "load_teacher", must_not_train)
+    assert fine_tune_teacher(pair, task, train, dev, directory, seed=3, verbose=0)[1] == metrics
+    teacher, _ = fine_tune_teacher(single, task, train, dev, directory, seed=3, verbose=0)
+    assert isinstance(teacher, BertTeacher) and not os.path.exists(os.path.join(directory, "member_2"))
+    assert saved_teacher_fingerprint(directory) == records[0]["teacher_fingerprint"]
+    with pytest.raises(FileNotFoundError, match="member_2 holds no finished teacher fine-tuning"):
+        saved_teacher_fingerprint(directory, 2)
 
 
 # ----------------------------------------------------------------------------------------------------------------
