@@ -190,12 +190,9 @@ class TeacherEnsemble(keras.Model):
                     f"Ensemble members must share the vocabulary, sequence length and classes: {member.name} "
                     f"differs from {first.name}"
                 )
-        inputs = {
-            name: keras.Input(shape=(None,), dtype=dtype, name=name)
-            for name, dtype in (("token_ids", "int32"), ("segment_ids", "int32"), ("padding_mask", "bool"))
-        }
-        logits = keras.layers.Average(name="mean_logits")([member(inputs) for member in members])
-        super().__init__(inputs=inputs, outputs=logits, **kwargs)
+        # Not a functional model: teachers saved by different runs all carry the name "bert_teacher", which
+        # one functional graph would reject.
+        super().__init__(**kwargs)
         self.members = list(members)
         self.preprocessor = first.preprocessor
         self.num_classes = first.num_classes
@@ -203,6 +200,10 @@ class TeacherEnsemble(keras.Model):
     @property
     def sequence_length(self) -> int:
         return self.members[0].sequence_length
+
+    def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
+        logits = [member(inputs, training=training) for member in self.members]
+        return keras.ops.mean(keras.ops.stack(logits), axis=0)
 
 
 # --------------------------------------------------------------------------------------------------------------

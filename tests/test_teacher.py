@@ -63,9 +63,9 @@ def tiny_tokenizer():
     return keras_hub.models.BertTokenizer(VOCABULARY, lowercase=True, special_tokens_in_strings=True)
 
 
-def tiny_teacher(pooling="cls", num_classes=2):
+def tiny_teacher(pooling="cls", num_classes=2, **kwargs):
     preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tiny_tokenizer(), sequence_length=MAX_LENGTH)
-    teacher = BertTeacher(tiny_backbone(), preprocessor, num_classes=num_classes, pooling=pooling)
+    teacher = BertTeacher(tiny_backbone(), preprocessor, num_classes=num_classes, pooling=pooling, **kwargs)
     # BERT's head starts near zero; a larger one makes differences between inputs visible in the logits.
     rng = np.random.default_rng(0)
     for layer in (teacher.get_layer("logits"), teacher.backbone.get_layer("pooled_dense")):
@@ -356,7 +356,8 @@ def test_teacher_size_counts_parameters_and_flops():
 
 
 def test_an_ensemble_answers_with_the_mean_of_its_members_logits():
-    first, second = shared_teacher(pooling="cls"), shared_teacher(pooling="mean")
+    # The same name, as teachers saved by two runs have.
+    first, second = tiny_teacher(pooling="cls", name="bert_teacher"), tiny_teacher(pooling="mean", name="bert_teacher")
     ensemble = TeacherEnsemble([first, second])
     texts = ["a good film", "a [MASK] film .", "the movie was not very awful !"]
     first_logits, second_logits = teacher_logits(first, texts), teacher_logits(second, texts)
