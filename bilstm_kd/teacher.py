@@ -927,8 +927,8 @@ def fine_tune_teacher(
     metrics, the per-epoch history and a fingerprint of everything it depends on (teacher settings, task,
     seed, data). When `directory` already holds a finished fine-tuning with the same fingerprint, that
     teacher is loaded and returned instead of training again. With `teacher_ensemble` N > 1, N teachers are
-    fine-tuned so, with seeds `seed` to `seed + N - 1`, in `member_directories(directory, N)`, and their
-    `TeacherEnsemble` is returned with its own dev metrics.
+    fine-tuned this way, with seeds `seed` to `seed + N - 1`, in `member_directories(directory, N)`, and
+    their `TeacherEnsemble` is returned with its own dev metrics.
 
     Args:
         teacher_config: the teacher settings (`--teacher*` flags).
@@ -965,7 +965,8 @@ def fine_tune_teacher(
     batch_size = max(teacher_config.label_batch_size, teacher_config.teacher_batch_size)
     metrics = evaluate_teacher(ensemble, dev, task, batch_size)
     if verbose:
-        print(f"Teacher ensemble: dev {metrics}; its members: {[member for _, member in members]}", flush=True)
+        member_metrics = [member_metrics for _, member_metrics in members]
+        print(f"Teacher ensemble: dev {metrics}; its members: {member_metrics}", flush=True)
     return ensemble, metrics
 
 
