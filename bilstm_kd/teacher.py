@@ -975,16 +975,15 @@ def _fine_tune_member(
     task: Task,
     train: TextExamples,
     dev: TextExamples,
-    directory: str | os.PathLike,
-    seed: int = 0,
-    verbose: int = 1,
-    strategy: tf.distribute.Strategy | None = None,
-    callbacks: Sequence[keras.callbacks.Callback] = (),
+    directory: str,
+    seed: int,
+    verbose: int,
+    strategy: tf.distribute.Strategy | None,
+    callbacks: Sequence[keras.callbacks.Callback],
 ) -> tuple[BertTeacher, dict[str, float]]:
     """One teacher of `fine_tune_teacher`: fine-tuned in `directory` with `seed`, or reused from there."""
     strategy = strategy or tf.distribute.get_strategy()
     chief = distribute.is_chief(strategy)
-    directory = os.fspath(directory)
     settings = _fine_tuning_settings(teacher_config, task, train, dev, seed)
     settings_fingerprint = fingerprint(settings)
     metadata = _read_metadata(directory)
