@@ -387,15 +387,43 @@ class Pipeline:
         batches = example_batches(examples.to_dataset(), self._tokenizer(), self.task.is_pair, batch_size=256)
         return distribute.shard_by_data(batches)
 
-    def _train(self, directory: str, alpha: float, train_dataset) -> dict[str, Any]:
-        """Builds a fresh student and trains it (resuming from `directory`); returns metrics and history."""
+    def _transfer_batches(self):
+        """The labelled transfer set, shuffled and bucketed by length: the distilled student's training data."""
+        from bilstm_kd.records import parse_records
+        from bilstm_kd.shards import ShardedRecords
+        from bilstm_kd.training import transfer_batches
+
+        store = ShardedRecords.open_existing(self.paths["labelled"])
+        records = parse_records(store.dataset(), self.task.is_pair, self.task.num_classes)
+        batch_size = self.config.distill.batch_size
+        return transfer_batches(records, self._tokenizer(), self.task.is_pair, batch_size, seed=self.student_seed)
+
+    def _gold_batches(self):
+        """The gold-labelled training set, shuffled and bucketed by length: the no-teacher baseline's data."""
+        from bilstm_kd.training import example_batches
+
+        return example_batches(
+            self.train.to_dataset(),
+            self._tokenizer(),
+            self.task.is_pair,
+            self.config.distill.batch_size,
+            shuffle=True,
+            seed=self.student_seed,
+        )
+
+    def _train(self, directory: str, alpha: float, train_batches: Callable[[], Any]) -> dict[str, Any]:
+        """Builds a fresh student and trains it on `train_batches()` (resuming from `directory`); returns
+        metrics and history."""
         import keras
 
         from bilstm_kd.distiller import Distiller
         from bilstm_kd.students import build_student
         from bilstm_kd.training import evaluate_student, train_student
 
+        # Seeded before the dataset exists: tf.data's shuffle seeds take the global seed as well as their own,
+        # so the batch order would otherwise depend on whichever stage last set it in this process.
         keras.utils.set_random_seed(self.student_seed)
+        train_dataset = train_batches()
         distill = self.config.distill
         with self.strategy.scope():
             student = build_student(self.config.student, self.task, len(self.vocabulary), self.embeddings.weights)
@@ -448,20 +476,11 @@ class Pipeline:
         }
 
     def run_distill(self, results: dict[str, Any]) -> dict[str, Any] | None:
-        from bilstm_kd.records import parse_records
-        from bilstm_kd.shards import ShardedRecords
-        from bilstm_kd.training import transfer_batches
-
         if "label" not in results:
             return None
 
         def distill() -> dict[str, Any]:
-            store = ShardedRecords.open_existing(self.paths["labelled"])
-            records = parse_records(store.dataset(), self.task.is_pair, self.task.num_classes)
-            train_dataset = transfer_batches(
-                records, self._tokenizer(), self.task.is_pair, self.config.distill.batch_size, seed=self.student_seed
-            )
-            outputs = self._train(self.paths["distill"], self.config.distill.alpha, train_dataset)
+            outputs = self._train(self.paths["distill"], self.config.distill.alpha, self._transfer_batches)
             self.log(f"[distill] dev: {outputs['dev']}")
             return outputs
 
@@ -470,18 +489,8 @@ class Pipeline:
         return self._stage("distill", depends_on, distill, owned=(self.paths["distill"],), continues=_more_epochs)
 
     def run_baseline(self, results: dict[str, Any]) -> dict[str, Any] | None:
-        from bilstm_kd.training import example_batches
-
         def baseline() -> dict[str, Any]:
-            train_dataset = example_batches(
-                self.train.to_dataset(),
-                self._tokenizer(),
-                self.task.is_pair,
-                self.config.distill.batch_size,
-                shuffle=True,
-                seed=self.student_seed,
-            )
-            outputs = self._train(self.paths["baseline"], 1.0, train_dataset)
+            outputs = self._train(self.paths["baseline"], 1.0, self._gold_batches)
             self.log(f"[baseline] dev: {outputs['dev']}")
             return outputs
 

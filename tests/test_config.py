@@ -10,7 +10,14 @@ from absl import app, flags
 from bilstm_kd import config as config_lib
 from bilstm_kd import main as main_lib
 
-FLAGFILES = sorted((pathlib.Path(__file__).resolve().parents[1] / "flags").glob("*.cfg"))
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FLAGFILES = sorted((ROOT / "flags").glob("*.cfg"))
+
+
+@pytest.fixture(autouse=True)
+def from_repository_root(monkeypatch):
+    """Flagfiles are run from the repository root, and name one another from it."""
+    monkeypatch.chdir(ROOT)
 
 
 def parse(*argv: str) -> config_lib.RunConfig:
@@ -24,11 +31,21 @@ def parse(*argv: str) -> config_lib.RunConfig:
 def test_every_flagfile_parses_into_a_valid_config(flagfile):
     config = parse(f"--flagfile={flagfile}")
     assert config.data.task in config_lib.TASK_NAMES
-    # Every line of a flagfile is a comment, blank, or one --flag=value that the config knows.
+    # Every line of a flagfile is a comment, blank, one --flag=value that the config knows, or another flagfile.
     names = {field.name for field in config_lib.flag_fields()}
     for line in flagfile.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
-            assert line.startswith("--") and line[2:].split("=")[0] in names, line
+            assert line.startswith("--") and "=" in line, line
+            name, value = line[2:].split("=", 1)
+            assert name in names or (name == "flagfile" and (ROOT / value).is_file()), line
+
+
+def test_a_flagfile_that_includes_another_overrides_it():
+    base = parse(f"--flagfile={ROOT / 'flags/sst2_cpu.cfg'}")
+    ensemble = parse(f"--flagfile={ROOT / 'flags/sst2_cpu_ensemble.cfg'}")
+    assert (ensemble.teacher.teacher_ensemble, ensemble.student.embeddings) == (2, "teacher")
+    assert ensemble.workdir != base.workdir
+    assert (ensemble.data, ensemble.augment, ensemble.distill) == (base.data, base.augment, base.distill)
 
 
 def test_flagfile_sections_and_overrides():

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import shutil
 
 import keras
 import keras_hub
@@ -232,6 +233,25 @@ def test_student_seed_retrains_only_the_students(inputs, tmp_path):
     assert set(statuses(run(with_student_seed(config.seed))).values()) == {"up to date"}
     assert statuses(run(with_student_seed(config.seed + 1))) == ONLY_STUDENTS_RAN
     assert json.loads(state_path.read_text())["history"]["loss"] != seed_losses
+
+
+def test_a_students_training_does_not_depend_on_the_stages_run_before_it(inputs, tmp_path):
+    """A student's weights and batch order come from its seed alone, whatever earlier stages did to the
+    process's random state (a whole run, against a later process that trains only that student)."""
+    full = tmp_path / "full"
+    run(tiny_config(inputs, full))  # teacher, then distilled student, then baseline, in one process
+    again = tmp_path / "again"
+    shutil.copytree(full, again)
+    for stage, student in (("distill", "distilled"), ("baseline", "baseline")):
+        shutil.rmtree(again / "student" / student)
+        (again / "stages" / f"{stage}.json").unlink()
+        keras.utils.set_random_seed(1234)  # whatever another process might have left
+        run(tiny_config(inputs, again, stages=stage))
+        losses = [
+            json.loads((workdir / "student" / student / "training_state.json").read_text())["history"]["loss"]
+            for workdir in (full, again)
+        ]
+        assert losses[0] == losses[1], student
 
 
 def test_a_relabelling_retrains_the_distilled_student(inputs, tmp_path, monkeypatch):
