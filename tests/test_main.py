@@ -5,6 +5,7 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
 from conftest import GLUE_DIR, requires_glue
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
@@ -68,5 +69,6 @@ def test_report_alone_in_a_new_process_reloads_the_saved_student(tmp_path):
     assert "[baseline] up to date" in reported.stdout
     report = json.loads((tmp_path / "report.json").read_text())
     history = json.loads((tmp_path / "student" / "baseline" / "history.json").read_text())
-    assert report["models"]["baseline"]["dev"]["dev"]["accuracy"] == history["best_value"]
+    # Keras logs the best value as float32; the report counts correct answers exactly.
+    assert report["models"]["baseline"]["dev"]["dev"]["accuracy"] == pytest.approx(history["best_value"], abs=1e-6)
     assert report["models"]["baseline"]["throughput"]["batch_512"] > 0
