@@ -22,9 +22,10 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from bilstm_kd import augment, pos, vocab
-from bilstm_kd.config import AugmentConfig
-from bilstm_kd.transfer import build_transfer_set
+from bilstm_kd.text import pos, vocab
+from bilstm_kd.transfer import augment
+from bilstm_kd.transfer.augment import Augmentation
+from bilstm_kd.transfer.build import build_transfer_set
 
 
 class _Split:
@@ -59,9 +60,7 @@ def main() -> None:
 
     train = read_single_sentence_tsv(args.train_tsv, args.limit)
     sentences = train.texts[0].tolist()
-    config = AugmentConfig(
-        n_iter=args.n_iter, p_pos=args.p_pos, pos_model=args.pos_model, augment_shards=args.augment_shards
-    )
+    config = Augmentation(n_iter=args.n_iter, p_pos=args.p_pos, pos_model=args.pos_model)
     pos_cache_dir = os.path.join(args.workdir, "pos")
     figures: dict = {"sentences": len(sentences), "n_iter": args.n_iter, "cpu_count": os.cpu_count()}
 
@@ -78,7 +77,7 @@ def main() -> None:
     transfer_dir = os.path.join(args.workdir, "augmented")
     shutil.rmtree(transfer_dir, ignore_errors=True)
     started = time.perf_counter()
-    store = build_transfer_set(train, "sst2", config, args.seed, transfer_dir, pos_cache_dir)
+    store = build_transfer_set(train, "sst2", config, args.seed, transfer_dir, args.augment_shards, pos_cache_dir)
     seconds = time.perf_counter() - started
     statistics = store.manifest["statistics"]
     figures.update(

@@ -27,22 +27,17 @@ import keras
 import keras_hub
 import numpy as np
 
-from bilstm_kd import speed
-from bilstm_kd.config import DataConfig, StudentConfig, TeacherConfig
-from bilstm_kd.data import load_split
-from bilstm_kd.export import export_tflite
-from bilstm_kd.students import build_student
-from bilstm_kd.tasks import get_task
-from bilstm_kd.teacher import BertTeacher, load_backbone_and_tokenizer, load_teacher
-from bilstm_kd.vocab import Vocabulary, WordTokenizer
+from bilstm_kd.data.readers import load_split
+from bilstm_kd.data.tasks import get_task
+from bilstm_kd.export.tflite import export_tflite
+from bilstm_kd.report import speed
+from bilstm_kd.student.models import build_student
+from bilstm_kd.teacher.loading import load_backbone_and_tokenizer, load_teacher
+from bilstm_kd.teacher.model import BertTeacher
+from bilstm_kd.text.vocab import Vocabulary, WordTokenizer
 
 # Shapes of Devlin et al. 2019: (layers, hidden, heads, feed-forward).
 BERT_SHAPES = {"bert_base": (12, 768, 12, 3072), "bert_large": (24, 1024, 16, 4096)}
-
-
-def parameters(model: keras.Model, embedding: int) -> dict:
-    total = int(model.count_params())
-    return {"total": total, "embedding": embedding, "non_embedding": total - embedding}
 
 
 def bert_with_shape(name: str, tokenizer, sequence_length: int) -> BertTeacher:
@@ -60,13 +55,12 @@ def bert_with_shape(name: str, tokenizer, sequence_length: int) -> BertTeacher:
 
 
 def time_teacher(teacher: BertTeacher, texts: tuple, batch1_texts: tuple, seconds: float) -> dict:
-    forward = speed.compiled_forward(teacher)
     embedding = int(np.prod(teacher.backbone.token_embedding.embeddings.shape))
-    return {
-        "parameters": parameters(teacher, embedding),
-        "batch_512": speed.throughput(forward, speed.teacher_batches(teacher.preprocessor, texts, 512), seconds),
-        "batch_1": speed.throughput(forward, speed.teacher_batches(teacher.preprocessor, batch1_texts, 1), seconds),
+    batches = {
+        "batch_512": speed.teacher_batches(teacher.preprocessor, texts, 512),
+        "batch_1": speed.teacher_batches(teacher.preprocessor, batch1_texts, 1),
     }
+    return {"parameters": speed.parameter_counts(teacher, embedding), **speed.throughputs(teacher, batches, seconds)}
 
 
 def tflite_latency(student, task, vocabulary, max_length: int, runs: int) -> dict:
@@ -115,8 +109,7 @@ def main() -> None:
     args = parser.parse_args()
 
     task = get_task("sst2")
-    data = DataConfig(task="sst2", data_source="glue", data_dir=args.data_dir)
-    train, dev = load_split(data, "train"), load_split(data, "dev")
+    train, dev = (load_split(task, split, "glue", args.data_dir) for split in ("train", "dev"))
     texts = (dev.texts[0][: args.examples],)
     batch1_texts = (dev.texts[0][: args.batch1_examples],)
     models = args.models.split(",")
@@ -127,21 +120,23 @@ def main() -> None:
 
     keras.utils.set_random_seed(0)
     vocabulary = Vocabulary.from_texts(train.texts[0])
-    student_config = StudentConfig(embedding_dim=300, multichannel=True, lstm_units=150, hidden_units=200)
-    student = build_student(student_config, task, len(vocabulary))
+    student = build_student(
+        task, len(vocabulary), embedding_dim=300, multichannel=True, lstm_units=150, hidden_units=200
+    )
     tokenizer = WordTokenizer(vocabulary.tokens, args.max_length)
     if "student" in models:
-        forward = speed.compiled_forward(student)
-        embedding = sum(int(np.prod(w.shape)) for w in student.weights if "embedding" in w.path)
+        batches = {
+            "batch_512": speed.student_batches(tokenizer, texts, 512),
+            "batch_1": speed.student_batches(tokenizer, batch1_texts, 1),
+        }
         results["student"] = {
-            "parameters": parameters(student, embedding),
-            "batch_512": speed.throughput(forward, speed.student_batches(tokenizer, texts, 512), args.seconds),
-            "batch_1": speed.throughput(forward, speed.student_batches(tokenizer, batch1_texts, 1), args.seconds),
+            "parameters": speed.parameter_counts(student, speed.student_embedding_parameters(student)),
+            **speed.throughputs(student, batches, args.seconds),
         }
         results["student_tflite"] = tflite_latency(student, task, vocabulary, args.max_length, args.tflite_runs)
 
     if "minilm" in models:
-        teacher = load_teacher(TeacherConfig(teacher="minilm", teacher_max_length=128), task)
+        teacher = load_teacher("minilm", task.num_classes, max_length=128)
         results["minilm"] = time_teacher(teacher, texts, batch1_texts, args.seconds)
     bert_tokenizer = None
     for name in ("bert_base", "bert_large"):

@@ -27,9 +27,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bilstm_kd.config import TeacherConfig
-from bilstm_kd.tasks import get_task
-from bilstm_kd.teacher import INFERENCE_TOKENS_PER_BATCH, encode_texts, encoded_logits, load_teacher, teacher_size
+from bilstm_kd.data.tasks import get_task
+from bilstm_kd.teacher.inference import INFERENCE_TOKENS_PER_BATCH, encode_texts, encoded_logits
+from bilstm_kd.teacher.loading import load_teacher
+from bilstm_kd.teacher.model import teacher_size
 
 
 def read_sentences(path: str) -> np.ndarray:
@@ -86,7 +87,7 @@ def main() -> None:
     naive_sample = sample[: args.naive_sample]
 
     matmul_rate = matmul_gflops()
-    teacher = load_teacher(TeacherConfig(teacher=args.teacher, teacher_max_length=args.naive_length), get_task("sst2"))
+    teacher = load_teacher(args.teacher, get_task("sst2").num_classes, max_length=args.naive_length)
 
     # Warm-up: trace the forward pass once so neither side pays for it in the timing.
     encoded_logits(teacher, encode_texts(teacher.preprocessor, sample[:8]), args.batch_size, None, args.max_tokens)

@@ -11,15 +11,15 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "RunConfig": "bilstm_kd.config",
-    "Distiller": "bilstm_kd.distiller",
-    "BiLSTMClassifier": "bilstm_kd.students",
-    "SiameseBiLSTMClassifier": "bilstm_kd.students",
-    "build_student": "bilstm_kd.students",
-    "load_student": "bilstm_kd.students",
-    "BertTeacher": "bilstm_kd.teacher",
-    "Vocabulary": "bilstm_kd.vocab",
-    "WordTokenizer": "bilstm_kd.vocab",
-    "run": "bilstm_kd.pipeline",
+    "Distiller": "bilstm_kd.distill.distiller",
+    "BiLSTMClassifier": "bilstm_kd.student.models",
+    "SiameseBiLSTMClassifier": "bilstm_kd.student.models",
+    "build_student": "bilstm_kd.student.models",
+    "load_student": "bilstm_kd.student.models",
+    "BertTeacher": "bilstm_kd.teacher.model",
+    "Vocabulary": "bilstm_kd.text.vocab",
+    "WordTokenizer": "bilstm_kd.text.vocab",
+    "run": "bilstm_kd.pipeline.runner",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -13,8 +13,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-TASK_NAMES = ("sst2", "mrpc", "rte", "qqp", "mnli")
-STAGES = ("teacher", "augment", "label", "distill", "baseline", "export", "report")
+from bilstm_kd.data import SOURCES
+from bilstm_kd.data.tasks import TASKS
+from bilstm_kd.distill import DISTILL_LOSSES, MSE_REDUCTIONS, OPTIMIZERS
+from bilstm_kd.distribute import STRATEGIES
+from bilstm_kd.export import QUANTIZATIONS
+from bilstm_kd.pipeline import STAGES
+from bilstm_kd.teacher import POOLINGS
 
 
 class ConfigError(ValueError):
@@ -57,12 +62,12 @@ def _check_choices(section: Any) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    task: str = _field("sst2", "GLUE task to distil.", TASK_NAMES)
+    task: str = _field("sst2", "GLUE task to distil.", tuple(TASKS))
     data_source: str = _field(
         "demo",
         "Where the task data comes from: a GLUE directory (--data_dir), TensorFlow Datasets "
         "(glue/<task>, --tfds_data_dir) or the small demo corpus shipped with the package (sst2 only).",
-        ("glue", "tfds", "demo"),
+        SOURCES,
     )
     data_dir: str = _field("", "GLUE task directory holding train.tsv and dev.tsv (--data_source=glue).")
     tfds_data_dir: str = _field(
@@ -89,7 +94,7 @@ class TeacherConfig:
         "(e.g. bert_base_en_uncased; downloads), a local keras-hub preset directory or a local "
         "Hugging Face BERT directory (config.json, model.safetensors, vocab.txt).",
     )
-    teacher_pooling: str = _field("cls", "Sentence representation for the teacher's classifier head.", ("cls", "mean"))
+    teacher_pooling: str = _field("cls", "Sentence representation for the teacher's classifier head.", POOLINGS)
     teacher_epochs: int = _field(3, "Teacher fine-tuning epochs.")
     teacher_learning_rate: float = _field(3e-5, "Peak AdamW learning rate for teacher fine-tuning.")
     teacher_warmup_fraction: float = _field(0.1, "Fraction of fine-tuning steps with linear warm-up.")
@@ -203,13 +208,13 @@ class StudentConfig:
 class DistillConfig:
     alpha: float = _field(0.0, "Weight of the hard-label cross-entropy; 1 - alpha weighs the logit loss.")
     distill_loss: str = _field(
-        "mse", "Teacher-matching loss: squared error on logits (paper) or temperature-scaled KL.", ("mse", "kl")
+        "mse", "Teacher-matching loss: squared error on logits (paper) or temperature-scaled KL.", DISTILL_LOSSES
     )
     mse_reduction: str = _field(
-        "sum", "Squared error over classes: summed (paper) or averaged (Keras' MSE).", ("sum", "mean")
+        "sum", "Squared error over classes: summed (paper) or averaged (Keras' MSE).", MSE_REDUCTIONS
     )
     temperature: float = _field(1.0, "Softmax temperature for --distill_loss=kl.")
-    optimizer: str = _field("adadelta", "Student optimizer (paper: AdaDelta).", ("adadelta", "adam"))
+    optimizer: str = _field("adadelta", "Student optimizer (paper: AdaDelta).", OPTIMIZERS)
     learning_rate: float = _field(1.0, "Student learning rate (paper: 1.0 with AdaDelta).")
     rho: float = _field(0.95, "AdaDelta decay rate (paper: 0.95).")
     batch_size: int = _field(50, "Student batch size (paper: 50 single sentence, 256 pairs).")
@@ -239,7 +244,7 @@ class DistillConfig:
 class ExportConfig:
     export_saved_model: bool = _field(True, "Export the student as a SavedModel (strings in).")
     export_tflite: bool = _field(True, "Export the student as TFLite (word ids in, builtin ops only).")
-    tflite_quantization: str = _field("none", "TFLite weight quantization.", ("none", "float16", "dynamic_int8"))
+    tflite_quantization: str = _field("none", "TFLite weight quantization.", QUANTIZATIONS)
 
     def __post_init__(self) -> None:
         _check_choices(self)
@@ -252,7 +257,7 @@ class DistributeConfig:
         "tf.distribute strategy for teacher fine-tuning, labelling and distillation: one device, the GPUs of "
         "this machine (mirrored), several machines described by TF_CONFIG (multi_worker) or a Cloud TPU. "
         "Batch sizes stay global.",
-        ("default", "one_device", "mirrored", "multi_worker", "tpu"),
+        STRATEGIES,
     )
     devices: str = _field(
         "", "Comma-separated devices for --strategy=one_device/mirrored, e.g. /gpu:0,/gpu:1 (empty: all GPUs)."

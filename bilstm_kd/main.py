@@ -4,7 +4,7 @@
 
 Every flag is a field of the run configuration (bilstm_kd/config.py); `--helpfull` lists them all. This
 is the only module that reads flags: it validates them into a frozen `RunConfig` and hands it, with the
-run directory, to `bilstm_kd.pipeline.run`.
+run directory, to `bilstm_kd.pipeline.runner.run`.
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ def main(argv: list[str]) -> int:
     if not flags.FLAGS["verbosity"].present:
         # TensorFlow logs every traced function and saved artifact at INFO; --verbosity=0 brings them back.
         logging.set_verbosity(logging.WARNING)
-    from bilstm_kd import pipeline  # imports TensorFlow: after the flags are known to be valid
+    from bilstm_kd.pipeline import runner  # imports TensorFlow: after the flags are known to be valid
 
-    pipeline.run(run_config)
+    runner.run(run_config)
     return 0
 
 

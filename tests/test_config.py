@@ -30,7 +30,7 @@ def parse(*argv: str) -> config_lib.RunConfig:
 @pytest.mark.parametrize("flagfile", FLAGFILES, ids=lambda path: path.name)
 def test_every_flagfile_parses_into_a_valid_config(flagfile):
     config = parse(f"--flagfile={flagfile}")
-    assert config.data.task in config_lib.TASK_NAMES
+    assert config.data.task in config_lib.TASKS
     # Every line of a flagfile is a comment, blank, one --flag=value that the config knows, or another flagfile.
     names = {field.name for field in config_lib.flag_fields()}
     for line in flagfile.read_text().splitlines():
@@ -110,7 +110,7 @@ def test_every_field_has_help():
 
 def test_package_exports_the_public_classes():
     import bilstm_kd
-    from bilstm_kd.distiller import Distiller
+    from bilstm_kd.distill.distiller import Distiller
 
     assert bilstm_kd.Distiller is Distiller
     assert {"BiLSTMClassifier", "SiameseBiLSTMClassifier", "WordTokenizer"} <= set(bilstm_kd.__all__)

@@ -1,0 +1,215 @@
+"""The student as TFLite (mobile): word ids in at a fixed length, logits out, builtin ops only.
+
+Inputs `token_ids` int32[batch, max_length] (pairs: `token_ids_a`, `token_ids_b`), output `logits`, so the
+plain LiteRT interpreter runs it. Tokenization stays outside (regular-expression ops do not convert):
+beside `student.tflite` go `vocab.txt`, `labels.txt` and `student.metadata.json` with the tokenization rules
+(`text.vocab.TOKENIZATION_RULES`), the labels, the maximum length and the special ids;
+`tflite_predict_texts` tokenizes from those files alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from bilstm_kd.data.tasks import Task
+from bilstm_kd.export import QUANTIZATIONS
+from bilstm_kd.export.common import (
+    ID_INPUT_SINGLE,
+    ID_INPUTS_PAIR,
+    TextInputs,
+    as_text_batches,
+    check_max_length,
+    check_student_matches,
+    vocabulary_tokens,
+)
+from bilstm_kd.text.vocab import MASK_ID, PAD_ID, TOKENIZATION_RULES, UNK_ID, Vocabulary, WordTokenizer
+
+
+def metadata_path(tflite_path: str | os.PathLike) -> str:
+    """`student.tflite` -> `student.metadata.json` beside it."""
+    return os.path.splitext(os.fspath(tflite_path))[0] + ".metadata.json"
+
+
+def export_tflite(
+    student: keras.Model,
+    task: Task,
+    vocabulary: Vocabulary | Sequence[str],
+    max_length: int,
+    path: str | os.PathLike,
+    quantization: str = "none",
+) -> str:
+    """Converts the student to TFLite with builtin ops only: word ids `[batch, max_length]` in, logits out.
+
+    Writes `vocab.txt`, `labels.txt` and `<name>.metadata.json` beside `path`.
+
+    Args:
+        student: the trained student.
+        task: the task (labels, single sentence or pair).
+        vocabulary: the student's vocabulary.
+        max_length: the fixed number of word ids per sentence (pad with 0, truncate longer sentences).
+        path: the `.tflite` file to write.
+        quantization: `"none"`, `"float16"` (float16 weights) or `"dynamic_int8"` (int8 weights, float
+            activations).
+
+    Returns:
+        `path`, as a string.
+    """
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"`quantization` must be one of {QUANTIZATIONS}, received quantization={quantization!r}")
+    check_max_length(max_length)
+    tokens = vocabulary_tokens(vocabulary)
+    check_student_matches(student, task, len(tokens))
+    path = os.fspath(path)
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+
+    input_names = ID_INPUTS_PAIR if task.is_pair else (ID_INPUT_SINGLE,)
+    # A functional wrapper fixes the sequence length and names inputs and output. Converting a Keras model
+    # (rather than a concrete function) freezes the weights into constants; a concrete function keeps them
+    # as resource variables, which the interpreter leaves uninitialised.
+    id_inputs = [keras.Input(shape=(max_length,), dtype="int32", name=name) for name in input_names]
+    logits = student(tuple(id_inputs) if task.is_pair else id_inputs[0], training=False)
+    fixed_length_model = keras.Model(id_inputs, {"logits": logits}, name=f"{student.name}_fixed_length")
+    converter = tf.lite.TFLiteConverter.from_keras_model(fixed_length_model)
+    # Builtin ops only: the plain LiteRT interpreter has no Flex (TensorFlow) kernels.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    try:
+        # The converter saves the model first and prints the saved signatures to stdout: keep stdout clean
+        # for callers that print results (benchmarks print JSON).
+        with contextlib.redirect_stdout(io.StringIO()):
+            flatbuffer = converter.convert()
+    except Exception as error:  # the converter raises many types; say which model and setting failed
+        raise RuntimeError(
+            f"TFLite conversion of {student.name} (quantization={quantization!r}, max_length={max_length}) "
+            f"failed: {error}"
+        ) from error
+    with open(path, "wb") as file:
+        file.write(flatbuffer)
+
+    Vocabulary(tokens).save(os.path.join(directory, "vocab.txt"))
+    with open(os.path.join(directory, "labels.txt"), "w", encoding="utf-8") as file:
+        file.writelines(f"{label}\n" for label in task.label_names)
+    metadata = {
+        "model": os.path.basename(path),
+        "task": task.name,
+        "inputs": list(input_names),
+        "input_dtype": "int32",
+        "output": "logits",
+        "max_length": int(max_length),
+        "padding_id": PAD_ID,
+        "unknown_id": UNK_ID,
+        "mask_id": MASK_ID,
+        "vocabulary_file": "vocab.txt",
+        "vocabulary_size": len(tokens),
+        "labels": list(task.label_names),
+        "labels_file": "labels.txt",
+        "tokenization_rules": [list(rule) for rule in TOKENIZATION_RULES],
+        "tokenization_notes": (
+            "Apply the rules in order: lowercase, each regular-expression replacement, split on whitespace, "
+            "map the placeholder token back to [MASK]. Look each word up in vocab.txt (line number = id, "
+            "unknown words -> unknown_id), keep the first max_length ids and pad with padding_id at the end."
+        ),
+        "quantization": quantization,
+    }
+    with open(metadata_path(path), "w", encoding="utf-8") as file:
+        json.dump(metadata, file, indent=2)
+    return path
+
+
+def _interpreter(path: str):
+    from ai_edge_litert.interpreter import Interpreter
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No TFLite model at {path}")
+    return Interpreter(model_path=path)
+
+
+def tflite_operators(path: str | os.PathLike) -> list[str]:
+    """The distinct operator names of a TFLite model (Flex ops show up as `Flex...` / custom ops)."""
+    interpreter = _interpreter(os.fspath(path))
+    return sorted({op["op_name"] for op in interpreter._get_ops_details()})
+
+
+def _fit_length(ids: np.ndarray, max_length: int) -> np.ndarray:
+    ids = np.asarray(ids, dtype="int32")
+    if ids.ndim != 2:
+        raise ValueError(f"Word ids must be a 2-D [batch, length] array, received shape {ids.shape}")
+    if ids.shape[1] >= max_length:
+        return np.ascontiguousarray(ids[:, :max_length])
+    return np.pad(ids, ((0, 0), (0, max_length - ids.shape[1])), constant_values=PAD_ID)
+
+
+def tflite_predict(path: str | os.PathLike, ids: np.ndarray | tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The TFLite model's logits for padded word ids (pairs: `(ids_a, ids_b)`), any batch size.
+
+    Ids shorter than the model's `max_length` are padded with 0, longer ones truncated.
+    """
+    interpreter = _interpreter(os.fspath(path))
+    runner = interpreter.get_signature_runner()
+    input_details = runner.get_input_details()
+    names = sorted(input_details)
+    arrays = ids if isinstance(ids, tuple) else (ids,)
+    if len(arrays) != len(names):
+        raise ValueError(f"{path} takes {len(names)} id input(s) ({', '.join(names)}), received {len(arrays)}")
+    max_length = int(input_details[names[0]]["shape_signature"][1])
+    feeds = {name: _fit_length(array, max_length) for name, array in zip(names, arrays)}
+    if len(feeds[names[0]]) == 0:
+        return np.zeros((0, int(runner.get_output_details()["logits"]["shape_signature"][-1])), "float32")
+    return runner(**feeds)["logits"]
+
+
+def tflite_predict_texts(path: str | os.PathLike, texts: TextInputs) -> np.ndarray:
+    """TFLite logits for raw strings, tokenized from the `vocab.txt` and metadata written beside the model."""
+    with open(metadata_path(path), encoding="utf-8") as file:
+        metadata = json.load(file)
+    vocabulary = Vocabulary.load(os.path.join(os.path.dirname(os.fspath(path)) or ".", metadata["vocabulary_file"]))
+    tokenizer = WordTokenizer(vocabulary.tokens, metadata["max_length"], pad_to_max_length=True)
+    columns = as_text_batches(texts, len(metadata["inputs"]) == 2)
+    ids = tuple(tokenizer(tf.constant(list(column), tf.string)).numpy() for column in columns)
+    return tflite_predict(path, ids if len(ids) == 2 else ids[0])
+
+
+def verify_tflite(
+    path: str | os.PathLike,
+    student: keras.Model,
+    ids: np.ndarray | tuple[np.ndarray, np.ndarray],
+) -> dict[str, Any]:
+    """Compares the TFLite model with the Keras student on the same word ids.
+
+    Returns:
+        `max_abs_diff` of the logits, `label_agreement` of the predicted labels, `examples` and the
+        model's distinct `operators`, with `builtin_only` (no Flex or custom op).
+    """
+    tflite_logits = tflite_predict(path, ids)
+    interpreter_inputs = tuple(np.asarray(array, "int32") for array in (ids if isinstance(ids, tuple) else (ids,)))
+    max_length = tflite_input_length(path)
+    fitted = tuple(_fit_length(array, max_length) for array in interpreter_inputs)
+    keras_logits = np.asarray(student(fitted if len(fitted) == 2 else fitted[0], training=False))
+    operators = tflite_operators(path)
+    return {
+        "max_abs_diff": float(np.max(np.abs(keras_logits - tflite_logits))) if len(keras_logits) else 0.0,
+        "label_agreement": float(np.mean(keras_logits.argmax(-1) == tflite_logits.argmax(-1))),
+        "examples": len(keras_logits),
+        "operators": operators,
+        "builtin_only": not any(name.startswith("Flex") or name == "CUSTOM" for name in operators),
+    }
+
+
+def tflite_input_length(path: str | os.PathLike) -> int:
+    """The fixed number of word ids per sentence the TFLite model takes."""
+    runner = _interpreter(os.fspath(path)).get_signature_runner()
+    details = runner.get_input_details()
+    return int(details[sorted(details)[0]]["shape_signature"][1])

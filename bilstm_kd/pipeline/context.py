@@ -1,0 +1,133 @@
+"""What the stages of one run share: the configuration, where it runs, its paths and its inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import TYPE_CHECKING, Any
+
+import tensorflow as tf
+
+from bilstm_kd import cache
+from bilstm_kd.config import RunConfig
+from bilstm_kd.data.readers import Examples
+from bilstm_kd.data.tasks import Task, get_task
+from bilstm_kd.distribute import strategies as distribute
+
+if TYPE_CHECKING:
+    from bilstm_kd.pipeline.inputs import RunInputs
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPaths:
+    """Where each part of a run lives in its directory (see `runner`)."""
+
+    workdir: str
+
+    def _join(self, *parts: str) -> str:
+        return os.path.join(self.workdir, *parts)
+
+    @property
+    def teacher(self) -> str:
+        return self._join("teacher")
+
+    @property
+    def pos(self) -> str:
+        return self._join("transfer", "pos")
+
+    @property
+    def augmented(self) -> str:
+        return self._join("transfer", "augmented")
+
+    @property
+    def labelled(self) -> str:
+        return self._join("transfer", "labelled")
+
+    @property
+    def vocabulary(self) -> str:
+        return self._join("student", "vocab.txt")
+
+    @property
+    def embeddings(self) -> str:
+        return self._join("student", "embeddings.npz")
+
+    @property
+    def distill(self) -> str:
+        return self._join("student", "distilled")
+
+    @property
+    def baseline(self) -> str:
+        return self._join("student", "baseline")
+
+    @property
+    def export(self) -> str:
+        return self._join("export")
+
+    @property
+    def stages(self) -> str:
+        return self._join("stages")
+
+
+class Run:
+    """One run: its configuration and strategy, its paths, its inputs (set once, by `inputs.prepare_inputs`,
+    before any stage), what its stages found, and the models they share.
+
+    Args:
+        config: the validated run configuration.
+        strategy: the `tf.distribute` strategy every stage runs under.
+        verbose: 1 shows progress, 0 keeps quiet.
+        timing_seconds: how long the report times each model at each batch size.
+    """
+
+    def __init__(self, config: RunConfig, strategy: tf.distribute.Strategy, verbose: int, timing_seconds: float):
+        self.config = config
+        self.strategy = strategy
+        self.chief = distribute.is_chief(strategy)
+        self.verbose = verbose
+        self.timing_seconds = timing_seconds
+        self.task: Task = get_task(config.data.task)
+        self.paths = RunPaths(config.workdir)
+        self.inputs: RunInputs | None = None
+        self.stage_seconds: dict[str, dict[str, Any]] = {}
+        self.fingerprints: dict[str, str] = {}  # of each stage this run ran or found up to date
+        self.teacher = None  # the fine-tuned teacher, once a stage has it on this worker's devices
+        self._tokenizer = None
+
+    def log(self, message: str) -> None:
+        if self.verbose:
+            prefix = "" if self.chief else f"[{distribute.worker_name(self.strategy)}] "
+            print(prefix + message, flush=True)
+
+    def write_record(self, path: str, record: dict[str, Any]) -> None:
+        """Writes a JSON record, on the chief only."""
+        if self.chief:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            cache.write_json(path, record)
+
+    @property
+    def first_dev(self) -> Examples:
+        """The dev split that selects models (MNLI has two)."""
+        return self.inputs.dev[self.task.dev_splits[0]]
+
+    @property
+    def student_seed(self) -> int:
+        """Seeds the students' weights, dropout and batch order: --student_seed, or --seed when it is -1."""
+        student_seed = self.config.distill.student_seed
+        return self.config.seed if student_seed == -1 else student_seed
+
+    def teacher_model(self):
+        """The fine-tuned teacher, loaded onto this worker's devices (for labelling and the report)."""
+        if self.teacher is None:
+            from bilstm_kd.teacher.saving import load_fine_tuned_teacher
+
+            with distribute.local_strategy(self.strategy).scope():
+                self.teacher = load_fine_tuned_teacher(self.paths.teacher, self.config.teacher.teacher_ensemble)
+        return self.teacher
+
+    def tokenizer(self):
+        """The student's tokenizer, built once per run (its lookup table is as large as the vocabulary)."""
+        if self._tokenizer is None:
+            from bilstm_kd.text.vocab import WordTokenizer
+
+            self._tokenizer = WordTokenizer(self.inputs.vocabulary.tokens, self.config.student.max_length)
+        return self._tokenizer

@@ -1,0 +1,97 @@
+"""The report: every model whose outputs are up to date, side by side (dev metrics, size, speed)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bilstm_kd.pipeline.context import Run
+from bilstm_kd.pipeline.export_stage import directory_bytes
+
+# How many dev examples the report times the models on (MNLI's dev sets have ~10k).
+SPEED_EXAMPLES = 2048
+
+
+def _examples_per_second(throughputs: dict[str, dict]) -> dict[str, float]:
+    return {name: values["examples_per_second"] for name, values in throughputs.items()}
+
+
+def _teacher_entry(run: Run, results: dict[str, Any], texts: tuple) -> dict[str, Any]:
+    from bilstm_kd.report import speed
+    from bilstm_kd.teacher.model import teacher_size
+
+    teacher = run.teacher_model()
+    size = teacher_size(teacher, sequence_length=teacher.sequence_length)
+    batches = {
+        "batch_512": speed.teacher_batches(teacher.preprocessor, texts, 512),
+        "batch_1": speed.teacher_batches(teacher.preprocessor, tuple(column[:32] for column in texts), 1),
+    }
+    embedding = size["embedding_parameters"]
+    return {
+        "dev": results["teacher"]["dev"],
+        "members": run.config.teacher.teacher_ensemble,
+        "parameters": {"embedding": embedding, "non_embedding": size["parameters"] - embedding},
+        "file_bytes": directory_bytes(run.paths.teacher),
+        "flops_per_example": size["flops_per_example"],
+        "throughput": _examples_per_second(speed.throughputs(teacher, batches, run.timing_seconds)),
+    }
+
+
+def _student_entry(run: Run, outputs: dict[str, Any], batches: dict[str, list]) -> dict[str, Any]:
+    from bilstm_kd.report import speed
+    from bilstm_kd.student.models import load_student
+
+    student = load_student(outputs["student_path"])
+    parameters = speed.parameter_counts(student, speed.student_embedding_parameters(student))
+    return {
+        "dev": outputs["dev"],
+        "parameters": {"embedding": parameters["embedding"], "non_embedding": parameters["non_embedding"]},
+        "file_bytes": directory_bytes(outputs["student_path"]),
+        "throughput": _examples_per_second(speed.throughputs(student, batches, run.timing_seconds)),
+        "history": outputs.get("history", {}),
+    }
+
+
+def report(run: Run, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    from bilstm_kd.report import speed
+    from bilstm_kd.report.report import write_report
+
+    started = time.perf_counter()
+    texts = tuple(column[:SPEED_EXAMPLES] for column in run.first_dev.texts)
+    models: dict[str, Any] = {}
+    if "teacher" in results:
+        models["teacher"] = _teacher_entry(run, results, texts)
+    tokenizer = run.tokenizer()
+    student_batches = {
+        "batch_512": speed.student_batches(tokenizer, texts, 512),
+        "batch_1": speed.student_batches(tokenizer, tuple(column[:256] for column in texts), 1),
+    }
+    for stage, model in (("distill", "student"), ("baseline", "baseline")):
+        if stage in results:
+            models[model] = _student_entry(run, results[stage], student_batches)
+    tflite = results.get("export", {}).get("tflite")
+    if tflite:
+        models["student_tflite"] = {
+            "dev": tflite["dev"],
+            "file_bytes": tflite["bytes"],
+            "verification": {k: tflite["verification"][k] for k in ("max_abs_diff", "label_agreement")},
+        }
+    inputs = run.inputs
+    report: dict[str, Any] = {
+        "task": run.task.name,
+        "metrics": list(run.task.metrics),
+        "models": models,
+        "stages": run.stage_seconds,
+        "data": {"train": len(inputs.train), **{split: len(examples) for split, examples in inputs.dev.items()}},
+    }
+    if "teacher" in models and "student" in models:
+        report["speedup"] = {
+            name: models["student"]["throughput"][name] / models["teacher"]["throughput"][name]
+            for name in ("batch_512", "batch_1")
+        }
+    if "augment" in results:
+        report["transfer_set"] = results["augment"]["statistics"]
+    run.stage_seconds["report"] = {"status": "ran", "seconds": round(time.perf_counter() - started, 1)}
+    paths = write_report(report, run.config.workdir)
+    run.log(f"[report] wrote {', '.join(paths.values())}")
+    return report

@@ -1,0 +1,147 @@
+"""The student stages: the distilled student (on the labelled transfer set) and the no-teacher baseline (on
+gold labels), the same model and training loop."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from typing import Any
+
+from bilstm_kd import cache
+from bilstm_kd.data.readers import Examples
+from bilstm_kd.distribute import strategies as distribute
+from bilstm_kd.pipeline.context import Run
+
+
+def more_epochs(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether a student's settings differ from its last run's only by more epochs: it then trains on."""
+
+    def without_epochs(depends_on: dict[str, Any]) -> str:
+        distill = {key: value for key, value in depends_on.get("distill", {}).items() if key != "epochs"}
+        return cache.fingerprint({**depends_on, "distill": distill})
+
+    epochs = (old.get("distill", {}).get("epochs", 0), new["distill"]["epochs"])
+    return epochs[1] > epochs[0] and without_epochs(old) == without_epochs(new)
+
+
+def baseline_depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
+    distill = dataclasses.asdict(run.config.distill)
+    distill.pop("baseline")
+    distill.pop("student_seed")  # as "seed" below: the default keeps the fingerprints of earlier runs
+    return {
+        "student_inputs": run.inputs.student_inputs_fingerprint,
+        "student": dataclasses.asdict(run.config.student),
+        "distill": distill,
+        "seed": run.student_seed,
+    }
+
+
+def distill_depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
+    # The labelling's fingerprint names the teacher's weights and the transfer set: a relabelling reruns this.
+    return {**baseline_depends_on(run, results), "label": run.fingerprints["label"]}
+
+
+def distill(run: Run, results: dict[str, Any]) -> dict[str, Any]:
+    outputs = _train(run, run.paths.distill, run.config.distill.alpha, _transfer_batches)
+    run.log(f"[distill] dev: {outputs['dev']}")
+    return outputs
+
+
+def baseline(run: Run, results: dict[str, Any]) -> dict[str, Any]:
+    outputs = _train(run, run.paths.baseline, 1.0, _gold_batches)
+    run.log(f"[baseline] dev: {outputs['dev']}")
+    return outputs
+
+
+def dev_batches(run: Run, examples: Examples):
+    """Gold-labelled batches of a dev split, for early stopping and evaluation."""
+    from bilstm_kd.distill.batches import example_batches
+
+    batches = example_batches(examples.to_dataset(), run.tokenizer(), run.task.is_pair, batch_size=256)
+    return distribute.shard_by_data(batches)
+
+
+def _transfer_batches(run: Run):
+    """The labelled transfer set, shuffled and bucketed by length: the distilled student's training data."""
+    from bilstm_kd.distill.batches import transfer_batches
+    from bilstm_kd.transfer.records import parse_records
+    from bilstm_kd.transfer.shards import ShardedRecords
+
+    store = ShardedRecords.open_existing(run.paths.labelled)
+    records = parse_records(store.dataset(), run.task.is_pair, run.task.num_classes)
+    batch_size = run.config.distill.batch_size
+    return transfer_batches(records, run.tokenizer(), run.task.is_pair, batch_size, seed=run.student_seed)
+
+
+def _gold_batches(run: Run):
+    """The gold-labelled training set, shuffled and bucketed by length: the no-teacher baseline's data."""
+    from bilstm_kd.distill.batches import example_batches
+
+    return example_batches(
+        run.inputs.train.to_dataset(),
+        run.tokenizer(),
+        run.task.is_pair,
+        run.config.distill.batch_size,
+        shuffle=True,
+        seed=run.student_seed,
+    )
+
+
+def _train(run: Run, directory: str, alpha: float, train_batches: Callable[[Run], Any]) -> dict[str, Any]:
+    """Builds a fresh student and trains it on `train_batches(run)` (resuming from `directory`); returns
+    metrics and history."""
+    import keras
+
+    from bilstm_kd.distill.distiller import Distiller
+    from bilstm_kd.distill.evaluation import evaluate_student
+    from bilstm_kd.distill.training import make_optimizer, train_student
+    from bilstm_kd.student.models import build_student
+
+    # Seeded before the dataset exists: tf.data's shuffle seeds take the global seed as well as their own,
+    # so the batch order would otherwise depend on whichever stage last set it in this process.
+    keras.utils.set_random_seed(run.student_seed)
+    train_dataset = train_batches(run)
+    config = run.config
+    settings, student_settings = config.distill, config.student
+    with run.strategy.scope():
+        student = build_student(
+            run.task,
+            len(run.inputs.vocabulary),
+            run.inputs.embeddings.weights,
+            lstm_units=student_settings.lstm_units,
+            hidden_units=student_settings.hidden_units,
+            multichannel=student_settings.multichannel,
+            dropout=student_settings.dropout,
+        )
+        distiller = Distiller(
+            student,
+            alpha=alpha,
+            distill_loss=settings.distill_loss,
+            mse_reduction=settings.mse_reduction,
+            temperature=settings.temperature,
+            num_classes=run.task.num_classes,
+            task_metrics=run.task.metrics,
+        )
+        distiller.compile(optimizer=make_optimizer(settings.optimizer, settings.learning_rate, settings.rho))
+    summary = train_student(
+        distiller,
+        distribute.shard_by_data(train_dataset),
+        dev_batches(run, run.first_dev),
+        directory,
+        epochs=settings.epochs,
+        patience=settings.patience,
+        verbose=run.verbose,
+        backup_steps=config.distribute.backup_steps,
+    )
+    dev_metrics = {
+        split: evaluate_student(student, dev_batches(run, examples), run.task)
+        for split, examples in run.inputs.dev.items()
+    }
+    return {
+        "dev": dev_metrics,
+        "training": {key: value for key, value in summary.items() if key != "history"},
+        "history": summary.get("history", {}),
+        "student_path": os.path.join(directory, "student.keras"),
+        "wrote": directory,
+    }

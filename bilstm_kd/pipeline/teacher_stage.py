@@ -1,0 +1,62 @@
+"""The teacher stage: fine-tune the teacher (or an ensemble of them) and score it on every dev split."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from bilstm_kd.config import TeacherConfig
+from bilstm_kd.pipeline.context import Run
+
+
+def fine_tuning_settings(teacher: TeacherConfig):
+    """The `--teacher*` flags as the teacher package's `FineTuning`."""
+    from bilstm_kd.teacher.fine_tuning import FineTuning
+
+    return FineTuning(
+        teacher=teacher.teacher,
+        pooling=teacher.teacher_pooling,
+        max_length=teacher.teacher_max_length,
+        epochs=teacher.teacher_epochs,
+        learning_rate=teacher.teacher_learning_rate,
+        warmup_fraction=teacher.teacher_warmup_fraction,
+        batch_size=teacher.teacher_batch_size,
+        train_limit=teacher.teacher_train_limit,
+        members=teacher.teacher_ensemble,
+        eval_batch_size=teacher.label_batch_size,
+    )
+
+
+def depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
+    settings = dataclasses.asdict(run.config.teacher)
+    if settings["teacher_ensemble"] == 1:
+        settings.pop("teacher_ensemble")  # keeps the fingerprints of runs from before the flag
+    return {"data": run.inputs.data_fingerprint, "teacher": settings, "seed": run.config.seed}
+
+
+def fine_tune(run: Run, results: dict[str, Any]) -> dict[str, Any]:
+    from bilstm_kd.teacher import fine_tuning, inference, saving
+
+    config = run.config
+    model, _ = fine_tuning.fine_tune_teacher(
+        fine_tuning_settings(config.teacher),
+        run.task,
+        run.inputs.train,
+        run.first_dev,
+        run.paths.teacher,
+        config.seed,
+        run.verbose,
+        strategy=run.strategy,
+    )
+    if config.distribute.strategy == "default":
+        run.teacher = model  # otherwise `Run.teacher_model` loads it onto this worker's devices
+    dev_metrics = {
+        split: inference.evaluate_teacher(model, examples, run.task, config.teacher.label_batch_size)
+        for split, examples in run.inputs.dev.items()
+    }
+    run.log(f"[teacher] dev: {dev_metrics}")
+    return {
+        "dev": dev_metrics,
+        "teacher_fingerprint": saving.saved_teacher_fingerprint(run.paths.teacher, config.teacher.teacher_ensemble),
+        "wrote": run.paths.teacher,
+    }

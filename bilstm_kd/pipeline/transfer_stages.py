@@ -1,0 +1,70 @@
+"""The transfer-set stages: augment the training set, then label it with the teacher's logits."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from bilstm_kd.config import AugmentConfig
+from bilstm_kd.pipeline.context import Run
+
+
+def augmentation_settings(augment: AugmentConfig):
+    """The augmentation flags as the transfer package's `Augmentation`."""
+    from bilstm_kd.transfer.augment import Augmentation
+
+    return Augmentation(
+        n_iter=augment.n_iter,
+        p_mask=augment.p_mask,
+        p_pos=augment.p_pos,
+        p_ng=augment.p_ng,
+        max_ngram=augment.max_ngram,
+        pos_model=augment.pos_model,
+    )
+
+
+def augment_depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
+    settings = dataclasses.asdict(run.config.augment)
+    return {"data": run.inputs.data_fingerprint, "augment": settings, "seed": run.config.seed}
+
+
+def augment(run: Run, results: dict[str, Any]) -> dict[str, Any]:
+    from bilstm_kd.transfer.build import build_transfer_set
+
+    config = run.config
+    store = build_transfer_set(
+        run.inputs.train,
+        run.task,
+        augmentation_settings(config.augment),
+        config.seed,
+        run.paths.augmented,
+        num_shards=config.augment.augment_shards,
+        pos_cache_dir=run.paths.pos,
+    )
+    statistics = store.manifest["statistics"]
+    run.log(f"[augment] transfer set: {statistics}")
+    return {"statistics": statistics, "store_fingerprint": store.fingerprint, "wrote": run.paths.augmented}
+
+
+def label_depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "teacher": results["teacher"]["teacher_fingerprint"],
+        "transfer_set": results["augment"]["store_fingerprint"],
+    }
+
+
+def label(run: Run, results: dict[str, Any]) -> dict[str, Any]:
+    from bilstm_kd.transfer.labelling import label_transfer_set
+    from bilstm_kd.transfer.shards import ShardedRecords
+
+    store = label_transfer_set(
+        run.teacher_model(),
+        ShardedRecords.open_existing(run.paths.augmented),
+        run.paths.labelled,
+        run.task,
+        batch_size=run.config.teacher.label_batch_size,
+        teacher_fingerprint=results["teacher"]["teacher_fingerprint"],
+        verbose=run.verbose,
+        strategy=run.strategy,
+    )
+    return {"statistics": store.manifest.get("statistics", {}), "wrote": run.paths.labelled}

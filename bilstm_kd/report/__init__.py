@@ -1,0 +1,2 @@
+"""The run report (`report`: JSON, Markdown, a plot) and inference throughput measured the paper's way
+(`speed`)."""

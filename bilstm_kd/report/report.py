@@ -1,0 +1,154 @@
+"""The run report: report.json (the numbers), report.md (the same as tables) and report.png (plots).
+
+The report compares the models of a run side by side: for each, its dev metrics, parameters (embeddings
+and the rest counted separately, as the paper does), file size and inference throughput measured in the
+same process.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from bilstm_kd.cache import write_json
+
+REPORT_VERSION = 1
+MODEL_ORDER = ("teacher", "student", "baseline", "student_tflite")
+MODEL_NAMES = {
+    "teacher": "BERT teacher",
+    "student": "distilled BiLSTM",
+    "baseline": "BiLSTM, no teacher",
+    "student_tflite": "distilled BiLSTM, TFLite",
+}
+
+
+def validate_report(report: dict[str, Any]) -> None:
+    """Checks the schema that readers of report.json rely on; raises ValueError naming the first problem."""
+    for key in ("version", "task", "metrics", "models", "stages"):
+        if key not in report:
+            raise ValueError(f"report lacks {key!r}")
+    for name, model in report["models"].items():
+        if name not in MODEL_ORDER:
+            raise ValueError(f"report has an unknown model {name!r}; models: {', '.join(MODEL_ORDER)}")
+        if not isinstance(model.get("dev"), dict):
+            raise ValueError(f"report model {name!r} lacks dev metrics")
+        for split, metrics in model["dev"].items():
+            missing = [metric for metric in report["metrics"] if metric not in metrics]
+            if missing:
+                raise ValueError(f"report model {name!r}, split {split!r} lacks metrics {missing}")
+
+
+def _format_number(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """report.md: one table of quality, size and speed, then the transfer set and the stage timings."""
+    splits = sorted({split for model in report["models"].values() for split in model["dev"]})
+    metric_columns = [(split, metric) for split in splits for metric in report["metrics"]]
+    header = ["model", *[f"{split} {metric} (%)" for split, metric in metric_columns]]
+    header += [
+        "non-embedding params",
+        "embedding params",
+        "file MB",
+        "examples/s (batch 512)",
+        "examples/s (batch 1)",
+    ]
+    lines = [f"# Distillation report: {report['task']}", "", "| " + " | ".join(header) + " |"]
+    lines.append("|" + "---|" * len(header))
+    for name in MODEL_ORDER:
+        model = report["models"].get(name)
+        if model is None:
+            continue
+        members = model.get("members", 1)
+        cells = [MODEL_NAMES[name] + (f" (ensemble of {members})" if members > 1 else "")]
+        for split, metric in metric_columns:
+            value = model["dev"].get(split, {}).get(metric)
+            cells.append(_format_number(100 * value if value is not None else None))
+        parameters = model.get("parameters", {})
+        throughput = model.get("throughput", {})
+        size = model.get("file_bytes")
+        cells += [
+            _format_number(parameters.get("non_embedding")),
+            _format_number(parameters.get("embedding")),
+            _format_number(size / 1e6 if size else None, 2),
+            _format_number(throughput.get("batch_512")),
+            _format_number(throughput.get("batch_1")),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    speedups = report.get("speedup")
+    if speedups:
+        lines += ["", "Student speed-up over the teacher: " + ", ".join(f"{k} {v:.1f}x" for k, v in speedups.items())]
+    tflite = report["models"].get("student_tflite", {}).get("verification")
+    if tflite:
+        lines.append(
+            f"TFLite vs Keras student on dev: max abs logit difference {tflite['max_abs_diff']:.2e}, "
+            f"predicted labels agree on {100 * tflite['label_agreement']:.2f}%."
+        )
+    transfer = report.get("transfer_set")
+    if transfer:
+        lines += ["", "## Transfer set", ""]
+        lines += [f"- {key.replace('_', ' ')}: {_format_number(value)}" for key, value in sorted(transfer.items())]
+    lines += ["", "## Stages", "", "| stage | status | seconds |", "|---|---|---|"]
+    for stage, info in report["stages"].items():
+        lines.append(f"| {stage} | {info.get('status', '-')} | {_format_number(info.get('seconds'))} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict[str, Any], path: str) -> str:
+    """report.png: dev score against throughput (log scale), and the students' training curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = report["metrics"][0]
+    figure, (speed_axis, curve_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name in MODEL_ORDER:
+        model = report["models"].get(name)
+        throughput = (model or {}).get("throughput", {}).get("batch_512")
+        if not model or not throughput or not model["dev"]:
+            continue
+        score = 100 * next(iter(model["dev"].values()))[metric]
+        speed_axis.scatter(throughput, score, s=50)
+        speed_axis.annotate(MODEL_NAMES[name], (throughput, score), textcoords="offset points", xytext=(6, 4))
+    speed_axis.set_xscale("log")
+    speed_axis.set_xlabel("examples (sentences or pairs) per second, batch 512, this machine")
+    speed_axis.set_ylabel(f"dev {metric} (%)")
+    speed_axis.set_title("Quality against speed")
+    speed_axis.grid(True, alpha=0.3)
+    for name in ("student", "baseline"):
+        history = report["models"].get(name, {}).get("history", {})
+        for key in (f"val_{metric}", metric):
+            if history.get(key):
+                values = [100 * value for value in history[key]]
+                epochs = range(1, len(values) + 1)
+                curve_axis.plot(epochs, values, marker="o", label=f"{MODEL_NAMES[name]}: {key}")
+    curve_axis.set_xlabel("epoch")
+    curve_axis.set_ylabel(f"{metric} (%)")
+    curve_axis.set_title("Student training")
+    curve_axis.grid(True, alpha=0.3)
+    if curve_axis.lines:
+        curve_axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def write_report(report: dict[str, Any], directory: str) -> dict[str, str]:
+    """Writes report.json, report.md and report.png into `directory`; returns their paths."""
+    report = {"version": REPORT_VERSION, **report}
+    validate_report(report)
+    paths = {name: os.path.join(directory, f"report.{name}") for name in ("json", "md", "png")}
+    write_json(paths["json"], report)
+    with open(paths["md"], "w", encoding="utf-8") as file:
+        file.write(render_markdown(report))
+    plot(report, paths["png"])
+    return paths

@@ -1,0 +1,2 @@
+"""The student's view of text: tokenization and vocabulary (`vocab`), initial word vectors (`embeddings`) and
+part-of-speech tags for augmentation (`pos`)."""

@@ -1,0 +1,90 @@
+"""The report's schema, its markdown table and its plot."""
+
+import json
+import pathlib
+
+import pytest
+
+from bilstm_kd.report.report import render_markdown, validate_report, write_report
+
+
+def example_report():
+    history = {"loss": [1.0, 0.5], "accuracy": [0.7, 0.8], "val_accuracy": [0.75, 0.85]}
+    return {
+        "task": "sst2",
+        "metrics": ["accuracy"],
+        "models": {
+            "teacher": {
+                "dev": {"dev": {"accuracy": 0.9}},
+                "parameters": {"embedding": 100, "non_embedding": 2_000_000},
+                "file_bytes": 90_000_000,
+                "throughput": {"batch_512": 50.0, "batch_1": 20.0},
+            },
+            "student": {
+                "dev": {"dev": {"accuracy": 0.87}},
+                "parameters": {"embedding": 50, "non_embedding": 961_802},
+                "throughput": {"batch_512": 5000.0, "batch_1": 900.0},
+                "history": history,
+            },
+            "student_tflite": {
+                "dev": {"dev": {"accuracy": 0.8712}},
+                "verification": {"max_abs_diff": 3e-7, "label_agreement": 1.0},
+            },
+        },
+        "speedup": {"batch_512": 100.0},
+        "transfer_set": {"originals": 10, "augmented": 80},
+        "stages": {"teacher": {"status": "ran", "seconds": 12.5}, "report": {"status": "ran", "seconds": 0.1}},
+    }
+
+
+def model_table(markdown):
+    """The report's model table as {model name: {column header: cell}}."""
+    rows = [line.strip("|").split("|") for line in markdown.splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in rows[0]]
+    table = {}
+    for row in rows[1:]:
+        cells = [cell.strip() for cell in row]
+        if len(cells) != len(header):
+            break  # the next table (stages)
+        table[cells[0]] = dict(zip(header, cells))
+    return table
+
+
+def test_write_report_files(tmp_path):
+    paths = write_report(example_report(), str(tmp_path))
+    written = json.loads(pathlib.Path(paths["json"]).read_text())
+    assert written["version"] == 1 and written["models"]["student"]["dev"]["dev"]["accuracy"] == 0.87
+    markdown = pathlib.Path(paths["md"]).read_text()
+    table = model_table(markdown)
+    student, teacher = table["distilled BiLSTM"], table["BERT teacher"]
+    assert student["dev accuracy (%)"] == "87.0" and teacher["dev accuracy (%)"] == "90.0"
+    assert student["non-embedding params"] == "961,802" and student["embedding params"] == "50"
+    assert teacher["non-embedding params"] == "2,000,000" and teacher["file MB"] == "90.00"
+    assert student["file MB"] == "-"
+    assert (student["examples/s (batch 512)"], student["examples/s (batch 1)"]) == ("5,000.0", "900.0")
+    assert (teacher["examples/s (batch 512)"], teacher["examples/s (batch 1)"]) == ("50.0", "20.0")
+    assert "predicted labels agree on 100.00%" in markdown
+    assert pathlib.Path(paths["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda report: report.pop("stages"), "lacks 'stages'"),
+        (lambda report: report["models"].update(oracle={"dev": {}}), "unknown model 'oracle'"),
+        (lambda report: report["models"]["student"]["dev"]["dev"].pop("accuracy"), "lacks metrics"),
+    ],
+)
+def test_schema_errors(change, message):
+    report = {"version": 1, **example_report()}
+    change(report)
+    with pytest.raises(ValueError, match=message):
+        validate_report(report)
+
+
+def test_markdown_for_pair_tasks_with_two_dev_sets():
+    report = example_report()
+    report["metrics"] = ["accuracy"]
+    report["models"] = {"student": {"dev": {"dev_matched": {"accuracy": 0.7}, "dev_mismatched": {"accuracy": 0.69}}}}
+    student = model_table(render_markdown(report))["distilled BiLSTM"]
+    assert (student["dev_matched accuracy (%)"], student["dev_mismatched accuracy (%)"]) == ("70.0", "69.0")

@@ -1,0 +1,167 @@
+"""The BiLSTM students: Keras LSTM equivalence, padding invariance, config and `.keras` round trips."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bilstm_kd.data.tasks import get_task
+from bilstm_kd.student.layers import MaskedBiLSTM, StudentEmbedding
+from bilstm_kd.student.models import BiLSTMClassifier, SiameseBiLSTMClassifier, build_student
+
+VOCABULARY_SIZE = 12
+
+
+def tiny_single(**kwargs):
+    arguments = {"lstm_units": 3, "hidden_units": 5, "multichannel": True, **kwargs}
+    return BiLSTMClassifier(VOCABULARY_SIZE, 4, 2, **arguments)
+
+
+def tiny_pair(**kwargs):
+    arguments = {"lstm_units": 3, "hidden_units": 5, "multichannel": True, **kwargs}
+    return SiameseBiLSTMClassifier(VOCABULARY_SIZE, 4, 3, **arguments)
+
+
+IDS = np.array([[4, 5, 6, 7, 0], [8, 9, 0, 0, 0], [3, 0, 0, 0, 0]], "int32")
+IDS_B = np.array([[10, 11, 0], [4, 0, 0], [5, 6, 7]], "int32")
+
+
+def test_masked_bilstm_matches_keras_bidirectional_lstm_on_unpadded_input():
+    rng = np.random.default_rng(0)
+    inputs = rng.normal(size=(2, 5, 3)).astype("float32")
+    reference = keras.layers.Bidirectional(keras.layers.LSTM(4))
+    expected = reference(inputs)
+    forward_kernel, forward_recurrent, forward_bias, backward_kernel, backward_recurrent, backward_bias = (
+        reference.get_weights()
+    )
+    encoder = MaskedBiLSTM(4)
+    encoder.build(inputs.shape)
+    encoder.set_weights(
+        [
+            np.concatenate([forward_kernel, backward_kernel], axis=1),
+            np.stack([forward_recurrent, backward_recurrent]),
+            np.concatenate([forward_bias, backward_bias]),
+        ]
+    )
+    np.testing.assert_allclose(encoder(inputs), expected, atol=1e-5)
+
+    # Same gradients too, and padding gets none: only the words are projected.
+    weights = tf.constant(rng.normal(size=(2, 8)).astype("float32"))
+    padded = tf.constant(np.concatenate([inputs, rng.normal(size=(2, 2, 3)).astype("float32")], axis=1))
+    mask = np.array([[True] * 5 + [False] * 2] * 2)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(padded)
+        expected_loss = tf.reduce_sum(reference(padded[:, :5]) * weights)
+        loss = tf.reduce_sum(encoder(padded, mask=mask) * weights)
+    gradient = tape.gradient(loss, padded).numpy()
+    np.testing.assert_allclose(gradient[:, :5], tape.gradient(expected_loss, padded)[:, :5], atol=1e-5)
+    np.testing.assert_array_equal(gradient[:, 5:], 0.0)
+
+
+def test_masked_bilstm_backward_direction_starts_at_the_last_word():
+    rng = np.random.default_rng(1)
+    words = rng.normal(size=(1, 3, 2)).astype("float32")
+    padded = np.concatenate([words, rng.normal(size=(1, 4, 2)).astype("float32")], axis=1)
+    encoder = MaskedBiLSTM(3)
+    alone = encoder(words)
+    # Garbage (not zeros) after the mask: it must not leak into either direction.
+    masked = encoder(padded, mask=np.array([[True] * 3 + [False] * 4]))
+    np.testing.assert_allclose(masked, alone, atol=1e-6)
+
+
+@pytest.mark.parametrize("make_student", [tiny_single, tiny_pair], ids=["single", "pair"])
+def test_logits_do_not_depend_on_batch_padding(make_student):
+    student = make_student()
+    inputs = (IDS, IDS_B) if isinstance(student, SiameseBiLSTMClassifier) else IDS
+    reference = student(inputs).numpy()
+    padded = tuple(np.pad(ids, ((0, 0), (0, 7))) for ids in (inputs if isinstance(inputs, tuple) else (inputs,)))
+    np.testing.assert_allclose(student(padded if len(padded) == 2 else padded[0]), reference, atol=1e-6)
+    # Each sentence alone, trimmed to its own length, gives its row of the batch.
+    for row in range(3):
+        if isinstance(inputs, tuple):
+            single = tuple(ids[row : row + 1, : max(1, int((ids[row] > 0).sum()))] for ids in inputs)
+        else:
+            single = inputs[row : row + 1, : int((inputs[row] > 0).sum())]
+        np.testing.assert_allclose(student(single)[0], reference[row], atol=1e-6)
+
+
+def test_empty_sentence_encodes_to_zero_states():
+    encoder = MaskedBiLSTM(3)
+    output = encoder(np.ones((2, 0, 4), "float32"))
+    np.testing.assert_array_equal(output, np.zeros((2, 6)))
+
+
+@pytest.mark.parametrize("make_student", [tiny_single, tiny_pair], ids=["single", "pair"])
+def test_get_config_round_trip(make_student):
+    student = make_student(dropout=0.25)
+    config = student.get_config()
+    assert config["lstm_units"] == 3 and config["dropout"] == 0.25 and config["multichannel"] is True
+    restored = type(student).from_config(config)
+    assert restored.get_config() == config
+    restored.set_weights(student.get_weights())
+    inputs = (IDS, IDS_B) if isinstance(student, SiameseBiLSTMClassifier) else IDS
+    np.testing.assert_allclose(restored(inputs), student(inputs), atol=1e-6)
+
+
+@pytest.mark.parametrize("make_student", [tiny_single, tiny_pair], ids=["single", "pair"])
+def test_keras_file_round_trip(make_student, tmp_path):
+    student = make_student()
+    inputs = (IDS, IDS_B) if isinstance(student, SiameseBiLSTMClassifier) else IDS
+    path = tmp_path / "student.keras"
+    student.save(path)
+    restored = keras.saving.load_model(path)
+    assert type(restored) is type(student)
+    np.testing.assert_allclose(restored(inputs), student(inputs), atol=1e-6)
+
+
+def test_set_embedding_weights_sets_both_channels_and_freezes_one():
+    student = tiny_single()
+    matrix = np.arange(VOCABULARY_SIZE * 4, dtype="float32").reshape(VOCABULARY_SIZE, 4)
+    student.set_embedding_weights(matrix)
+    embedding = student.embedding
+    np.testing.assert_array_equal(embedding.frozen_embedding.embeddings.numpy(), matrix)
+    np.testing.assert_array_equal(embedding.trainable_embedding.embeddings.numpy(), matrix)
+    trainable_paths = [weight.path for weight in student.trainable_weights]
+    assert any("trainable_embedding" in path for path in trainable_paths)
+    assert not any("frozen_embedding" in path for path in trainable_paths)
+    with pytest.raises(ValueError, match=r"\(12, 4\).*\(12, 3\)"):
+        student.set_embedding_weights(np.zeros((VOCABULARY_SIZE, 3)))
+
+
+def test_single_channel_embedding_has_one_trainable_copy():
+    embedding = StudentEmbedding(VOCABULARY_SIZE, 4, multichannel=False)
+    assert embedding(np.array([[1, 2]])).shape == (1, 2, 4)
+    assert len(embedding.trainable_weights) == 1 and not embedding.non_trainable_weights
+
+
+def test_paper_size_student_has_the_papers_parameter_count():
+    student = BiLSTMClassifier(VOCABULARY_SIZE, 300, 2, lstm_units=150, hidden_units=200, multichannel=True)
+    embedding_parameters = 2 * VOCABULARY_SIZE * 300
+    assert student.count_params() - embedding_parameters == 961_802  # Tang et al. (2019): ~0.96M
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"lstm_units": 0}, "lstm_units=0"),
+        ({"hidden_units": -2}, "hidden_units=-2"),
+        ({"dropout": 1.0}, "dropout=1.0"),
+        ({"num_classes": 1}, "num_classes=1"),
+    ],
+)
+def test_invalid_arguments_name_the_value(arguments, message):
+    values = {"vocabulary_size": VOCABULARY_SIZE, "embedding_dim": 4, "num_classes": 2, **arguments}
+    with pytest.raises(ValueError, match=message):
+        BiLSTMClassifier(**values)
+
+
+def test_build_student_picks_the_model_and_takes_its_sizes():
+    config = {"lstm_units": 3, "hidden_units": 5, "embedding_dim": 7, "multichannel": False}
+    single = build_student(get_task("sst2"), VOCABULARY_SIZE, embedding_matrix=None, **config)
+    assert isinstance(single, BiLSTMClassifier) and single.embedding_dim == 7 and single.num_classes == 2
+    matrix = np.random.default_rng(0).normal(size=(VOCABULARY_SIZE, 6)).astype("float32")
+    pair = build_student(get_task("mnli"), VOCABULARY_SIZE, embedding_matrix=matrix, **config)
+    assert isinstance(pair, SiameseBiLSTMClassifier) and pair.embedding_dim == 6 and pair.num_classes == 3
+    np.testing.assert_array_equal(pair.embedding.trainable_embedding.embeddings.numpy(), matrix)
+    with pytest.raises(ValueError, match=r"vocabulary_size=12"):
+        build_student(get_task("sst2"), VOCABULARY_SIZE, embedding_matrix=np.zeros((5, 6)), **config)

@@ -1,0 +1,119 @@
+"""Student tokenization and vocabulary: one implementation, the same ids eagerly, in tf.data and exported."""
+
+import collections
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bilstm_kd.text.vocab import MASK_ID, PAD_ID, UNK_ID, Vocabulary, WordTokenizer, count_words, tokenize
+
+TEXTS = ["It's a GOOD film, isn't it?", "the [MASK] was good .", "", "a very long long long long long long film"]
+
+
+def words(text):
+    return [token.decode() for token in tokenize(text).numpy()]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("it 's a charming and often affecting journey . ", "it 's a charming and often affecting journey ."),
+        ("It's charming... isn't it?", "it 's charming ... is n't it ?"),
+        ("We'll see; they're OK!", "we 'll see ; they 're ok !"),
+        ("a well-made, clichés-free film", "a well-made , clichés-free film"),
+        ("`` quoted '' -- indeed", "`` quoted '' -- indeed"),
+        ("the [MASK]. [mask] [Mask]", "the [MASK] . [MASK] [MASK]"),
+        ("", ""),
+    ],
+)
+def test_tokenize(text, expected):
+    assert words(text) == expected.split()
+
+
+def test_tokenize_is_idempotent_on_its_output():
+    for text in TEXTS:
+        once = " ".join(words(text))
+        assert " ".join(words(once)) == once
+
+
+def test_vocabulary_counts_order_min_count_and_max_size():
+    counts = collections.Counter({"film": 5, "good": 3, "bad": 3, "rare": 1})
+    assert Vocabulary.from_counts(counts).tokens == ("[PAD]", "[UNK]", "[MASK]", "film", "bad", "good", "rare")
+    assert Vocabulary.from_counts(counts, min_count=2).tokens[3:] == ("film", "bad", "good")
+    assert Vocabulary.from_counts(counts, max_size=5).tokens[3:] == ("film", "bad")
+
+
+def test_count_words_batches_agree():
+    texts = ["a b a", "c , a", "b"] * 5
+    assert (
+        count_words(texts, batch_size=4)
+        == count_words(texts)
+        == collections.Counter({"a": 15, "b": 10, "c": 5, ",": 5})
+    )
+
+
+def test_extended_adds_new_single_tokens_in_order():
+    vocabulary = Vocabulary.from_texts(["good film"])
+    extended = vocabulary.extended(["Great", "film", "new york", "new_york", "", "don't", "great", "[mask]"])
+    # Lowercased like the tokenizer; known words, repeats, "[mask]" and what the tokenizer splits or drops skipped.
+    assert extended.tokens == (*vocabulary.tokens, "great", "new_york")
+    assert vocabulary.extended([]) == vocabulary
+
+
+def test_save_load_round_trip_and_errors(tmp_path):
+    vocabulary = Vocabulary.from_texts(TEXTS)
+    path = tmp_path / "vocab.txt"
+    vocabulary.save(path)
+    assert Vocabulary.load(path) == vocabulary
+    path.write_text("[PAD]\n[UNK]\n[MASK]\ngood film\n")
+    with pytest.raises(ValueError, match=r"vocab.txt, line 4: a token must be one non-empty word"):
+        Vocabulary.load(path)
+    path.write_text("good\n[PAD]\n")
+    with pytest.raises(ValueError, match="must start with"):
+        Vocabulary.load(path)
+    with pytest.raises(FileNotFoundError, match=r"missing\.txt"):
+        Vocabulary.load(tmp_path / "missing.txt")
+
+
+def test_word_tokenizer_ids_truncation_and_empty_strings():
+    vocabulary = Vocabulary.from_texts(TEXTS[:2])
+    tokenizer = WordTokenizer(vocabulary.tokens, max_length=5)
+    ids = tokenizer(tf.constant(TEXTS)).numpy()
+    assert ids.shape == (4, 5)
+    assert ids[1, 1] == MASK_ID
+    assert (ids[2] == PAD_ID).all()
+    assert ids[3, 0] == vocabulary.tokens.index("a") and (ids[3, 1:] == UNK_ID).all()
+    fixed = WordTokenizer(vocabulary.tokens, max_length=12, pad_to_max_length=True)(tf.constant(TEXTS[:1]))
+    assert fixed.shape == (1, 12)
+
+
+def test_eager_dataset_map_and_saved_model_agree(tmp_path):
+    vocabulary = Vocabulary.from_texts(TEXTS)
+    tokenizer = WordTokenizer(vocabulary.tokens, max_length=8, pad_to_max_length=True)
+    eager = tokenizer(tf.constant(TEXTS)).numpy()
+
+    batched = np.concatenate(
+        list(tf.data.Dataset.from_tensor_slices(TEXTS).batch(3).map(tokenizer).as_numpy_iterator())
+    )
+    unbatched = np.stack(
+        list(tf.data.Dataset.from_tensor_slices(TEXTS).map(lambda text: tokenizer(text[None])[0]).as_numpy_iterator())
+    )
+
+    module = tf.Module()
+    module.tokenizer = tokenizer
+    module.serve = tf.function(tokenizer.call, input_signature=[tf.TensorSpec([None], tf.string)])
+    tf.saved_model.save(module, str(tmp_path / "tokenizer"))
+    exported = tf.saved_model.load(str(tmp_path / "tokenizer")).serve(tf.constant(TEXTS)).numpy()
+
+    np.testing.assert_array_equal(batched, eager)
+    np.testing.assert_array_equal(unbatched, eager)
+    np.testing.assert_array_equal(exported, eager)
+
+
+def test_word_tokenizer_config_round_trip():
+    tokenizer = WordTokenizer(Vocabulary.from_texts(TEXTS).tokens, max_length=6)
+    restored = WordTokenizer.from_config(tokenizer.get_config())
+    np.testing.assert_array_equal(restored(tf.constant(TEXTS)), tokenizer(tf.constant(TEXTS)))
+    with pytest.raises(ValueError, match="max_length=0"):
+        WordTokenizer(Vocabulary.from_texts(TEXTS).tokens, max_length=0)
