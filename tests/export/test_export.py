@@ -51,7 +51,7 @@ def test_saved_model_matches_the_keras_student_at_batch_sizes_1_and_37(kind, tmp
 
 
 def test_saved_model_truncates_long_inputs_to_max_length(tmp_path):
-    student = tiny_student("single")
+    student = student_of("single")
     path = export_saved_model(student, VOCABULARY, get_task("sst2"), 3, tmp_path / "saved_model")
     outputs = saved_model_predict(path, ["good film bad", "good film bad the plot " * 50, "", ""])
     np.testing.assert_allclose(outputs["logits"][0], outputs["logits"][1], atol=1e-6)
@@ -60,7 +60,7 @@ def test_saved_model_truncates_long_inputs_to_max_length(tmp_path):
 
 def test_saved_model_refuses_a_student_of_another_task(tmp_path):
     with pytest.raises(ValueError, match="'mnli' is sentence-pair"):
-        export_saved_model(tiny_student("single"), VOCABULARY, get_task("mnli"), MAX_LENGTH, tmp_path / "x")
+        export_saved_model(student_of("single"), VOCABULARY, get_task("mnli"), MAX_LENGTH, tmp_path / "x")
 
 
 @pytest.mark.parametrize("kind", ["single", "pair"])
@@ -90,7 +90,7 @@ def test_tflite_uses_builtin_ops_only_and_matches_the_keras_student(kind, tmp_pa
 
 
 def test_tflite_metadata_describes_the_tokenization(tmp_path):
-    path = export_tflite(tiny_student("single"), get_task("sst2"), VOCABULARY, MAX_LENGTH, tmp_path / "student.tflite")
+    path = export_tflite(student_of("single"), get_task("sst2"), VOCABULARY, MAX_LENGTH, tmp_path / "student.tflite")
     metadata = json.loads(pathlib.Path(metadata_path(path)).read_text(encoding="utf-8"))
     assert metadata["max_length"] == MAX_LENGTH and metadata["padding_id"] == 0 and metadata["labels"] == ["0", "1"]
     assert metadata["tokenization_rules"] == [list(rule) for rule in TOKENIZATION_RULES]
@@ -114,4 +114,4 @@ def test_quantized_tflite_stays_close(quantization, tmp_path):
 
 def test_unknown_quantization_names_the_value(tmp_path):
     with pytest.raises(ValueError, match="quantization='int4'"):
-        export_tflite(tiny_student("single"), get_task("sst2"), VOCABULARY, MAX_LENGTH, tmp_path / "s.tflite", "int4")
+        export_tflite(student_of("single"), get_task("sst2"), VOCABULARY, MAX_LENGTH, tmp_path / "s.tflite", "int4")
