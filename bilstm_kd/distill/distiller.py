@@ -13,6 +13,12 @@ a `tf.distribute` strategy as on one device (each replica divides its own sum by
 The teacher does not run here: its logits come with the data, because the teacher (BERT, WordPiece ids)
 and the student (word ids) read different inputs. With `alpha=1` the teacher's logits are not needed,
 which is how the no-distillation baseline is trained: same model, same code, gold labels only.
+
+Why not Keras' own `keras.distillation.Distiller` (Keras >= 3.12) and its `DistillationLoss` objects: it runs
+the teacher online on the student's own inputs (here they differ, and the logits are cached), and its losses
+return one mean per replica, where this loss needs each example's terms (`losses.per_example_losses`) to
+mask unlabelled examples and to stay exact over replicas. The terms and metrics live in `losses` and
+`metrics`; this class only wires them into `train_step` and `test_step`.
 """
 
 from __future__ import annotations

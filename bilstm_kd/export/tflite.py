@@ -73,11 +73,21 @@ def export_tflite(
     os.makedirs(directory, exist_ok=True)
 
     input_names = ID_INPUTS_PAIR if task.is_pair else (ID_INPUT_SINGLE,)
+    flatbuffer = _convert(student, input_names, max_length, quantization)
+    with open(path, "wb") as file:
+        file.write(flatbuffer)
+
+    _write_side_files(path, task, tokens, input_names, max_length, quantization)
+    return path
+
+
+def _convert(student: keras.Model, input_names: Sequence[str], max_length: int, quantization: str) -> bytes:
+    """The student at a fixed length as a TFLite flatbuffer of builtin ops."""
     # A functional wrapper fixes the sequence length and names inputs and output. Converting a Keras model
     # (rather than a concrete function) freezes the weights into constants; a concrete function keeps them
     # as resource variables, which the interpreter leaves uninitialised.
     id_inputs = [keras.Input(shape=(max_length,), dtype="int32", name=name) for name in input_names]
-    logits = student(tuple(id_inputs) if task.is_pair else id_inputs[0], training=False)
+    logits = student(tuple(id_inputs) if len(id_inputs) == 2 else id_inputs[0], training=False)
     fixed_length_model = keras.Model(id_inputs, {"logits": logits}, name=f"{student.name}_fixed_length")
     converter = tf.lite.TFLiteConverter.from_keras_model(fixed_length_model)
     # Builtin ops only: the plain LiteRT interpreter has no Flex (TensorFlow) kernels.
@@ -96,9 +106,14 @@ def export_tflite(
             f"TFLite conversion of {student.name} (quantization={quantization!r}, max_length={max_length}) "
             f"failed: {error}"
         ) from error
-    with open(path, "wb") as file:
-        file.write(flatbuffer)
+    return flatbuffer
 
+
+def _write_side_files(
+    path: str, task: Task, tokens: Sequence[str], input_names: Sequence[str], max_length: int, quantization: str
+) -> None:
+    """`vocab.txt`, `labels.txt` and `<name>.metadata.json` beside the model: what an app needs to tokenize."""
+    directory = os.path.dirname(path) or "."
     Vocabulary(tokens).save(os.path.join(directory, "vocab.txt"))
     with open(os.path.join(directory, "labels.txt"), "w", encoding="utf-8") as file:
         file.writelines(f"{label}\n" for label in task.label_names)
@@ -126,7 +141,6 @@ def export_tflite(
     }
     with open(metadata_path(path), "w", encoding="utf-8") as file:
         json.dump(metadata, file, indent=2)
-    return path
 
 
 def _interpreter(path: str):

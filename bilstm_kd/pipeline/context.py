@@ -20,52 +20,45 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True)
 class RunPaths:
-    """Where each part of a run lives in its directory (see `runner`)."""
+    """Where each part of a run lives in its directory (see `runner`); `RunPaths.of(workdir)` lays them out."""
 
     workdir: str
+    stages: str
+    teacher: str
+    pos: str
+    augmented: str
+    labelled: str
+    vocabulary: str
+    embeddings: str
+    distill: str
+    baseline: str
+    export: str
 
-    def _join(self, *parts: str) -> str:
-        return os.path.join(self.workdir, *parts)
+    @classmethod
+    def of(cls, workdir: str) -> RunPaths:
+        def inside(*parts: str) -> str:
+            return os.path.join(workdir, *parts)
 
-    @property
-    def teacher(self) -> str:
-        return self._join("teacher")
+        return cls(
+            workdir=workdir,
+            stages=inside("stages"),
+            teacher=inside("teacher"),
+            pos=inside("transfer", "pos"),
+            augmented=inside("transfer", "augmented"),
+            labelled=inside("transfer", "labelled"),
+            vocabulary=inside("student", "vocab.txt"),
+            embeddings=inside("student", "embeddings.npz"),
+            distill=inside("student", "distilled"),
+            baseline=inside("student", "baseline"),
+            export=inside("export"),
+        )
 
-    @property
-    def pos(self) -> str:
-        return self._join("transfer", "pos")
 
-    @property
-    def augmented(self) -> str:
-        return self._join("transfer", "augmented")
-
-    @property
-    def labelled(self) -> str:
-        return self._join("transfer", "labelled")
-
-    @property
-    def vocabulary(self) -> str:
-        return self._join("student", "vocab.txt")
-
-    @property
-    def embeddings(self) -> str:
-        return self._join("student", "embeddings.npz")
-
-    @property
-    def distill(self) -> str:
-        return self._join("student", "distilled")
-
-    @property
-    def baseline(self) -> str:
-        return self._join("student", "baseline")
-
-    @property
-    def export(self) -> str:
-        return self._join("export")
-
-    @property
-    def stages(self) -> str:
-        return self._join("stages")
+def spec_from(spec_type: type, section: Any, **flag_names: str) -> Any:
+    """A library's settings dataclass filled from a flag section: each field from the flag of its own name, or
+    of the name `flag_names` gives it (e.g. `pooling="teacher_pooling"`)."""
+    fields = dataclasses.fields(spec_type)
+    return spec_type(**{field.name: getattr(section, flag_names.get(field.name, field.name)) for field in fields})
 
 
 class Run:
@@ -86,7 +79,7 @@ class Run:
         self.verbose = verbose
         self.timing_seconds = timing_seconds
         self.task: Task = get_task(config.data.task)
-        self.paths = RunPaths(config.workdir)
+        self.paths = RunPaths.of(config.workdir)
         self.inputs: RunInputs | None = None
         self.stage_seconds: dict[str, dict[str, Any]] = {}
         self.fingerprints: dict[str, str] = {}  # of each stage this run ran or found up to date

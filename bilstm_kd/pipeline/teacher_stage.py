@@ -6,24 +6,25 @@ import dataclasses
 from typing import Any
 
 from bilstm_kd.config import TeacherConfig
-from bilstm_kd.pipeline.context import Run
+from bilstm_kd.pipeline.context import Run, spec_from
 
 
 def fine_tuning_settings(teacher: TeacherConfig):
     """The `--teacher*` flags as the teacher package's `FineTuning`."""
     from bilstm_kd.teacher.fine_tuning import FineTuning
 
-    return FineTuning(
-        teacher=teacher.teacher,
-        pooling=teacher.teacher_pooling,
-        max_length=teacher.teacher_max_length,
-        epochs=teacher.teacher_epochs,
-        learning_rate=teacher.teacher_learning_rate,
-        warmup_fraction=teacher.teacher_warmup_fraction,
-        batch_size=teacher.teacher_batch_size,
-        train_limit=teacher.teacher_train_limit,
-        members=teacher.teacher_ensemble,
-        eval_batch_size=teacher.label_batch_size,
+    return spec_from(
+        FineTuning,
+        teacher,
+        pooling="teacher_pooling",
+        max_length="teacher_max_length",
+        epochs="teacher_epochs",
+        learning_rate="teacher_learning_rate",
+        warmup_fraction="teacher_warmup_fraction",
+        batch_size="teacher_batch_size",
+        train_limit="teacher_train_limit",
+        members="teacher_ensemble",
+        eval_batch_size="label_batch_size",
     )
 
 

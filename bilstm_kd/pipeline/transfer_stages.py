@@ -5,22 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from bilstm_kd.config import AugmentConfig
-from bilstm_kd.pipeline.context import Run
-
-
-def augmentation_settings(augment: AugmentConfig):
-    """The augmentation flags as the transfer package's `Augmentation`."""
-    from bilstm_kd.transfer.augment import Augmentation
-
-    return Augmentation(
-        n_iter=augment.n_iter,
-        p_mask=augment.p_mask,
-        p_pos=augment.p_pos,
-        p_ng=augment.p_ng,
-        max_ngram=augment.max_ngram,
-        pos_model=augment.pos_model,
-    )
+from bilstm_kd.pipeline.context import Run, spec_from
 
 
 def augment_depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
@@ -29,13 +14,14 @@ def augment_depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
 
 
 def augment(run: Run, results: dict[str, Any]) -> dict[str, Any]:
+    from bilstm_kd.transfer.augment import Augmentation
     from bilstm_kd.transfer.build import build_transfer_set
 
     config = run.config
     store = build_transfer_set(
         run.inputs.train,
         run.task,
-        augmentation_settings(config.augment),
+        spec_from(Augmentation, config.augment),
         config.seed,
         run.paths.augmented,
         num_shards=config.augment.augment_shards,

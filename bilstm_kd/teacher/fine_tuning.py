@@ -229,22 +229,14 @@ def _fine_tune_member(
     settings = _fine_tuning_settings(fine_tuning, task, train, dev, seed)
     settings_fingerprint = cache.fingerprint(settings)
     metadata = read_metadata(directory)
-    if (
-        metadata is not None
-        and metadata.get("complete")
-        and metadata.get("fingerprint") == settings_fingerprint
-        and os.path.exists(os.path.join(directory, TEACHER_FILE))
-    ):
+    if _is_finished(metadata, settings_fingerprint, directory):
         if verbose:
             print(f"Reusing the fine-tuned teacher in {directory} (same settings and data)", flush=True)
         return load_fine_tuned_teacher(directory), metadata["dev_metrics"]
 
     distribute.barrier(strategy)  # every worker has seen the old metadata before the chief removes it
     if chief:
-        os.makedirs(directory, exist_ok=True)
-        for stale in (TEACHER_METADATA, TEACHER_FILE):
-            if os.path.exists(os.path.join(directory, stale)):
-                os.remove(os.path.join(directory, stale))
+        _remove_teacher(directory)
     if fine_tuning.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(
             f"batch_size={fine_tuning.batch_size} must be a multiple of the {strategy.num_replicas_in_sync} "
@@ -288,6 +280,24 @@ def _fine_tune_member(
         )
     distribute.barrier(strategy)  # the other workers read what the chief wrote
     return load_fine_tuned_teacher(directory), selector.best_metrics
+
+
+def _is_finished(metadata: dict[str, Any] | None, settings_fingerprint: str, directory: str) -> bool:
+    """Whether `directory` holds a finished fine-tuning with these settings and data."""
+    return (
+        metadata is not None
+        and metadata.get("complete")
+        and metadata.get("fingerprint") == settings_fingerprint
+        and os.path.exists(os.path.join(directory, TEACHER_FILE))
+    )
+
+
+def _remove_teacher(directory: str) -> None:
+    """Removes a teacher before it is trained again: an interrupted retraining never leaves one to be reused."""
+    os.makedirs(directory, exist_ok=True)
+    for stale in (TEACHER_METADATA, TEACHER_FILE):
+        if os.path.exists(os.path.join(directory, stale)):
+            os.remove(os.path.join(directory, stale))
 
 
 def _compile(teacher: BertTeacher, fine_tuning: FineTuning, total_steps: int) -> None:

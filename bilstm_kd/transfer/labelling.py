@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -72,18 +73,7 @@ def label_transfer_set(
         The complete labelled store; parse it with `records.parse_records(store.dataset(), task.is_pair,
         task.num_classes)`.
     """
-    if not teacher_fingerprint:
-        raise ValueError(
-            "`teacher_fingerprint` must identify the teacher (e.g. saving.saved_teacher_fingerprint(directory)); "
-            f"received teacher_fingerprint={teacher_fingerprint!r}"
-        )
-    if teacher.num_classes != task.num_classes:
-        raise ValueError(f"The teacher has {teacher.num_classes} classes but task {task.name!r} has {task.num_classes}")
-    if not source_store.is_complete():
-        raise RuntimeError(
-            f"The transfer set in {source_store.directory} is incomplete (shards {source_store.missing_shards()} "
-            "missing): run the augment stage first"
-        )
+    _check_inputs(teacher, source_store, task, teacher_fingerprint)
     strategy = strategy or tf.distribute.get_strategy()
     chief = distribute.is_chief(strategy)
     workers, worker = distribute.worker_count(strategy), distribute.worker_index(strategy)
@@ -104,29 +94,10 @@ def label_transfer_set(
         if verbose:
             print(f"Reusing teacher logits in {store.directory}", flush=True)
         return store
-    local = distribute.local_strategy(strategy)
     started = time.time()
-    labelled_examples = 0
-    word_pieces = 0
-    for index in store.missing_shards():
-        if index % workers != worker:
-            continue  # another worker's shard
-        texts, labels = _read_shard(source_store.shard_path(index), task.is_pair)
-        encoded = encode_texts(teacher.preprocessor, *texts)
-        progress = None
-        if verbose:
-            print(f"Labelling shard {index + 1}/{store.num_shards} ({len(labels)} examples)", flush=True)
-            progress = keras.utils.Progbar(len(labels), unit_name="example")
-        logits = encoded_logits(teacher, encoded, batch_size, progress, strategy=local)
-        store.write_shard(
-            index,
-            (
-                records.encode_example([column[row] for column in texts], int(labels[row]), logits[row])
-                for row in range(len(labels))
-            ),
-        )
-        labelled_examples += len(labels)
-        word_pieces += int(encoded.lengths.sum())
+    labelled_examples, word_pieces = _label_shards(
+        teacher, source_store, store, task, batch_size, verbose, strategy, mine=lambda index: index % workers == worker
+    )
     seconds = time.time() - started
     distribute.barrier(strategy)  # every worker's shards are written
     if chief:
@@ -145,3 +116,53 @@ def label_transfer_set(
 
 def _count_records(store: ShardedRecords) -> int:
     return int(tf.data.TFRecordDataset(store.paths()).reduce(np.int64(0), lambda count, _: count + 1))
+
+
+def _check_inputs(teacher: BertTeacher, source_store: ShardedRecords, task: Task, teacher_fingerprint: str) -> None:
+    if not teacher_fingerprint:
+        raise ValueError(
+            "`teacher_fingerprint` must identify the teacher (e.g. saving.saved_teacher_fingerprint(directory)); "
+            f"received teacher_fingerprint={teacher_fingerprint!r}"
+        )
+    if teacher.num_classes != task.num_classes:
+        raise ValueError(f"The teacher has {teacher.num_classes} classes but task {task.name!r} has {task.num_classes}")
+    if not source_store.is_complete():
+        raise RuntimeError(
+            f"The transfer set in {source_store.directory} is incomplete (shards {source_store.missing_shards()} "
+            "missing): run the augment stage first"
+        )
+
+
+def _label_shards(
+    teacher: BertTeacher,
+    source_store: ShardedRecords,
+    store: ShardedRecords,
+    task: Task,
+    batch_size: int,
+    verbose: int,
+    strategy: tf.distribute.Strategy,
+    mine: Callable[[int], bool],
+) -> tuple[int, int]:
+    """Labels the missing shards that are `mine`; returns the examples and word pieces labelled."""
+    local = distribute.local_strategy(strategy)
+    labelled_examples = word_pieces = 0
+    for index in store.missing_shards():
+        if not mine(index):
+            continue  # another worker's shard
+        texts, labels = _read_shard(source_store.shard_path(index), task.is_pair)
+        encoded = encode_texts(teacher.preprocessor, *texts)
+        progress = None
+        if verbose:
+            print(f"Labelling shard {index + 1}/{store.num_shards} ({len(labels)} examples)", flush=True)
+            progress = keras.utils.Progbar(len(labels), unit_name="example")
+        logits = encoded_logits(teacher, encoded, batch_size, progress, strategy=local)
+        store.write_shard(
+            index,
+            (
+                records.encode_example([column[row] for column in texts], int(labels[row]), logits[row])
+                for row in range(len(labels))
+            ),
+        )
+        labelled_examples += len(labels)
+        word_pieces += int(encoded.lengths.sum())
+    return labelled_examples, word_pieces
