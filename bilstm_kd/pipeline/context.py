@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -62,8 +63,8 @@ def spec_from(spec_type: type, section: Any, **flag_names: str) -> Any:
 
 
 class Run:
-    """One run: its configuration and strategy, its paths, its inputs (set once, by `inputs.prepare_inputs`,
-    before any stage), what its stages found, and the models they share.
+    """One run: its configuration and strategy, its paths, its inputs (prepared on first use), what its stages
+    found, and the models they share.
 
     Args:
         config: the validated run configuration.
@@ -80,11 +81,17 @@ class Run:
         self.timing_seconds = timing_seconds
         self.task: Task = get_task(config.data.task)
         self.paths = RunPaths.of(config.workdir)
-        self.inputs: RunInputs | None = None
         self.stage_seconds: dict[str, dict[str, Any]] = {}
         self.fingerprints: dict[str, str] = {}  # of each stage this run ran or found up to date
         self.teacher = None  # the fine-tuned teacher, once a stage has it on this worker's devices
         self._tokenizer = None
+
+    @functools.cached_property
+    def inputs(self) -> RunInputs:
+        """The data, vocabulary and word vectors every stage reads (`inputs.prepare_inputs`)."""
+        from bilstm_kd.pipeline.inputs import prepare_inputs
+
+        return prepare_inputs(self)
 
     def log(self, message: str) -> None:
         if self.verbose:

@@ -6,15 +6,17 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bilstm_kd import cache
 from bilstm_kd.config import RunConfig
 from bilstm_kd.data.readers import Examples, load_split
 from bilstm_kd.data.statistics import statistics
-from bilstm_kd.pipeline.context import Run
 from bilstm_kd.text.embeddings import EmbeddingMatrix, VectorsSource, build_vocabulary, cached_embeddings
 from bilstm_kd.text.vocab import Vocabulary
+
+if TYPE_CHECKING:
+    from bilstm_kd.pipeline.context import Run
 
 
 @dataclasses.dataclass(frozen=True)

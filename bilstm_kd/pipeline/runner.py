@@ -41,7 +41,6 @@ from bilstm_kd.data.statistics import format_statistics
 from bilstm_kd.distribute import strategies as distribute
 from bilstm_kd.pipeline import STAGES, export_stage, report_stage, student_stages, teacher_stage, transfer_stages
 from bilstm_kd.pipeline.context import Run
-from bilstm_kd.pipeline.inputs import prepare_inputs
 
 Results = dict[str, dict[str, Any]]
 
@@ -147,7 +146,6 @@ class Pipeline:
             cache.write_json(os.path.join(self.config.workdir, "config.json"), self.config.to_dict())
         run = Run(self.config, self.strategy, self.verbose, self.timing_seconds)
         run.log(f"Devices: {distribute.describe(self.strategy)}")
-        run.inputs = prepare_inputs(run)
         run.log(format_statistics(run.inputs.statistics))
         # The report shows every model whose outputs are up to date, even from stages not run now.
         candidates = {stage.name for stage in STAGE_TABLE} if "report" in self.requested else set(self.needed)
