@@ -1,12 +1,10 @@
-"""The BiLSTM students: Keras LSTM equivalence, padding invariance, config and `.keras` round trips."""
+"""The BiLSTM students: padding invariance, config and `.keras` round trips, pretrained vectors, sizes."""
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from bilstm_kd.data.tasks import get_task
-from bilstm_kd.student.layers import MaskedBiLSTM, StudentEmbedding
 from bilstm_kd.student.models import BiLSTMClassifier, SiameseBiLSTMClassifier, build_student
 
 VOCABULARY_SIZE = 12
@@ -26,49 +24,6 @@ IDS = np.array([[4, 5, 6, 7, 0], [8, 9, 0, 0, 0], [3, 0, 0, 0, 0]], "int32")
 IDS_B = np.array([[10, 11, 0], [4, 0, 0], [5, 6, 7]], "int32")
 
 
-def test_masked_bilstm_matches_keras_bidirectional_lstm_on_unpadded_input():
-    rng = np.random.default_rng(0)
-    inputs = rng.normal(size=(2, 5, 3)).astype("float32")
-    reference = keras.layers.Bidirectional(keras.layers.LSTM(4))
-    expected = reference(inputs)
-    forward_kernel, forward_recurrent, forward_bias, backward_kernel, backward_recurrent, backward_bias = (
-        reference.get_weights()
-    )
-    encoder = MaskedBiLSTM(4)
-    encoder.build(inputs.shape)
-    encoder.set_weights(
-        [
-            np.concatenate([forward_kernel, backward_kernel], axis=1),
-            np.stack([forward_recurrent, backward_recurrent]),
-            np.concatenate([forward_bias, backward_bias]),
-        ]
-    )
-    np.testing.assert_allclose(encoder(inputs), expected, atol=1e-5)
-
-    # Same gradients too, and padding gets none: only the words are projected.
-    weights = tf.constant(rng.normal(size=(2, 8)).astype("float32"))
-    padded = tf.constant(np.concatenate([inputs, rng.normal(size=(2, 2, 3)).astype("float32")], axis=1))
-    mask = np.array([[True] * 5 + [False] * 2] * 2)
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(padded)
-        expected_loss = tf.reduce_sum(reference(padded[:, :5]) * weights)
-        loss = tf.reduce_sum(encoder(padded, mask=mask) * weights)
-    gradient = tape.gradient(loss, padded).numpy()
-    np.testing.assert_allclose(gradient[:, :5], tape.gradient(expected_loss, padded)[:, :5], atol=1e-5)
-    np.testing.assert_array_equal(gradient[:, 5:], 0.0)
-
-
-def test_masked_bilstm_backward_direction_starts_at_the_last_word():
-    rng = np.random.default_rng(1)
-    words = rng.normal(size=(1, 3, 2)).astype("float32")
-    padded = np.concatenate([words, rng.normal(size=(1, 4, 2)).astype("float32")], axis=1)
-    encoder = MaskedBiLSTM(3)
-    alone = encoder(words)
-    # Garbage (not zeros) after the mask: it must not leak into either direction.
-    masked = encoder(padded, mask=np.array([[True] * 3 + [False] * 4]))
-    np.testing.assert_allclose(masked, alone, atol=1e-6)
-
-
 @pytest.mark.parametrize("make_student", [tiny_single, tiny_pair], ids=["single", "pair"])
 def test_logits_do_not_depend_on_batch_padding(make_student):
     student = make_student()
@@ -83,12 +38,6 @@ def test_logits_do_not_depend_on_batch_padding(make_student):
         else:
             single = inputs[row : row + 1, : int((inputs[row] > 0).sum())]
         np.testing.assert_allclose(student(single)[0], reference[row], atol=1e-6)
-
-
-def test_empty_sentence_encodes_to_zero_states():
-    encoder = MaskedBiLSTM(3)
-    output = encoder(np.ones((2, 0, 4), "float32"))
-    np.testing.assert_array_equal(output, np.zeros((2, 6)))
 
 
 @pytest.mark.parametrize("make_student", [tiny_single, tiny_pair], ids=["single", "pair"])
@@ -126,12 +75,6 @@ def test_set_embedding_weights_sets_both_channels_and_freezes_one():
     assert not any("frozen_embedding" in path for path in trainable_paths)
     with pytest.raises(ValueError, match=r"\(12, 4\).*\(12, 3\)"):
         student.set_embedding_weights(np.zeros((VOCABULARY_SIZE, 3)))
-
-
-def test_single_channel_embedding_has_one_trainable_copy():
-    embedding = StudentEmbedding(VOCABULARY_SIZE, 4, multichannel=False)
-    assert embedding(np.array([[1, 2]])).shape == (1, 2, 4)
-    assert len(embedding.trainable_weights) == 1 and not embedding.non_trainable_weights
 
 
 def test_paper_size_student_has_the_papers_parameter_count():
