@@ -70,6 +70,12 @@ class Stage:
     continues: Callable[[dict[str, Any], dict[str, Any]], bool] | None = None
     workers: str = "all"
 
+    def __post_init__(self) -> None:
+        if self.workers not in ("all", "chief", "chief_alone"):
+            raise ValueError(
+                f"Stage {self.name!r}: `workers` must be all, chief or chief_alone, received {self.workers!r}"
+            )
+
 
 STAGE_TABLE = (
     Stage("teacher", (), teacher_stage.depends_on, teacher_stage.fine_tune),
