@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from bilstm_kd import cache
 from bilstm_kd.distill import OPTIMIZERS
-from bilstm_kd.distill.callbacks import improves
+from bilstm_kd.distill.callbacks import SelectBestOnDev
 from bilstm_kd.distill.distiller import Distiller
 from bilstm_kd.distribute import strategies as distribute
 from bilstm_kd.student.optimizers import SparseAdadelta
@@ -75,18 +75,17 @@ def _build(distiller: Distiller) -> None:
         distiller.optimizer.build(distiller.trainable_variables)
 
 
-class _RunDirectoryMonitor(keras.callbacks.Callback):
+class _RunDirectoryMonitor(SelectBestOnDev):
     """Checkpoints each finished epoch, keeps the best student, stops early, and stops on a NaN loss.
 
     All of its state lives in `training_state.json`, so a resumed run keeps its best score and patience.
     """
 
-    def __init__(self, directory: str, state: dict[str, Any], monitor: str, mode: str, patience: int):
-        super().__init__()
+    def __init__(self, directory: str, state: dict[str, Any], patience: int):
+        super().__init__(state["mode"], state["best_value"], state["best_epoch"])
         self.directory = directory
         self.state = state
-        self.monitor = monitor
-        self.mode = mode
+        self.monitor = state["monitor"]
         self.patience = patience
         self.diverged_at: tuple[int, int] | None = None
         self._epoch = 0
@@ -100,6 +99,13 @@ class _RunDirectoryMonitor(keras.callbacks.Callback):
             self.diverged_at = (self._epoch, batch)
             self.model.stop_training = True
 
+    def score(self, epoch: int, logs: dict[str, Any]) -> float | None:
+        value = logs[self.monitor]
+        return value if math.isfinite(value) else None
+
+    def keep(self, epoch: int) -> None:
+        _save_weights_atomically(self.model.student, os.path.join(self.directory, BEST_WEIGHTS))
+
     def on_epoch_end(self, epoch, logs=None):
         if self.diverged_at is not None:
             return  # never checkpoint weights that produced a NaN loss
@@ -110,10 +116,8 @@ class _RunDirectoryMonitor(keras.callbacks.Callback):
             )
         for name, value in logs.items():
             self.state["history"].setdefault(name, []).append(value)
-        value = logs[self.monitor]
-        if math.isfinite(value) and improves(value, self.state["best_value"], self.mode):
-            self.state["best_value"], self.state["best_epoch"] = value, epoch + 1
-            _save_weights_atomically(self.model.student, os.path.join(self.directory, BEST_WEIGHTS))
+        self.select(epoch, logs)
+        self.state["best_value"], self.state["best_epoch"] = self.best_value, self.best_epoch
         _save_weights_atomically(self.model, os.path.join(self.directory, CHECKPOINT))
         self.state["epochs_completed"] = epoch + 1
         best_epoch = self.state["best_epoch"]
@@ -265,7 +269,7 @@ def _fit(
 ) -> None:
     """The epochs of `train_student` still to run, from `state` on; raises `TrainingDivergedError` on NaN."""
     checkpoint_path = os.path.join(directory, CHECKPOINT)
-    monitor_callback = _RunDirectoryMonitor(directory, state, state["monitor"], state["mode"], patience)
+    monitor_callback = _RunDirectoryMonitor(directory, state, patience)
     backup_directory = os.path.join(directory, "backup")
     _drop_stale_backup(backup_directory, state["epochs_completed"])
     all_callbacks = [

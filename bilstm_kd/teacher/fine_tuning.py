@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from bilstm_kd import cache
 from bilstm_kd.data.tasks import Task
-from bilstm_kd.distill.callbacks import improves
+from bilstm_kd.distill.callbacks import SelectBestOnDev
 from bilstm_kd.distribute import strategies as distribute
 from bilstm_kd.teacher.batches import training_dataset
 from bilstm_kd.teacher.inference import EncodedTexts, TextExamples, encode_texts, encoded_logits, evaluate_teacher
@@ -92,7 +92,7 @@ def _limit(examples: TextExamples, limit: int) -> TextExamples:
     return _Subset(tuple(np.asarray(column)[:limit] for column in examples.texts), np.asarray(examples.labels)[:limit])
 
 
-class _SelectBestOnDev(keras.callbacks.Callback):
+class _SelectBestTeacher(SelectBestOnDev):
     """Scores the teacher on dev after each epoch and saves it whenever the task's main metric improves."""
 
     def __init__(
@@ -105,7 +105,7 @@ class _SelectBestOnDev(keras.callbacks.Callback):
         verbose: int = 1,
         save: bool = True,
     ):
-        super().__init__()
+        super().__init__(mode="max", best_epoch=0)
         self.save = save
         self.dev = dev
         self.dev_labels = dev_labels
@@ -113,24 +113,25 @@ class _SelectBestOnDev(keras.callbacks.Callback):
         self.path = path
         self.batch_size = batch_size
         self.verbose = verbose
-        self.best_value: float | None = None
         self.best_metrics: dict[str, float] = {}
-        self.best_epoch = 0
         self.history: list[dict[str, float]] = []
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+    def score(self, epoch: int, logs: dict[str, Any]) -> float:
         logits = encoded_logits(self.model, self.dev, self.batch_size)
-        metrics = self.task.evaluate(self.dev_labels, np.argmax(logits, axis=-1))
-        self.history.append({"epoch": epoch + 1, **(logs or {}), **{f"dev_{k}": v for k, v in metrics.items()}})
-        value = metrics[self.task.metrics[0]]
-        improved = improves(value, self.best_value)
-        summary = ", ".join(f"{name} {score:.4f}" for name, score in metrics.items())
+        self.last_metrics = self.task.evaluate(self.dev_labels, np.argmax(logits, axis=-1))
+        self.history.append({"epoch": epoch + 1, **logs, **{f"dev_{k}": v for k, v in self.last_metrics.items()}})
+        return self.last_metrics[self.task.metrics[0]]
+
+    def keep(self, epoch: int) -> None:
+        self.best_metrics = self.last_metrics
+        if self.save:  # under multi_worker, the chief alone
+            save_teacher(self.model, self.path)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        improved = self.select(epoch, logs or {})
         if self.verbose:
+            summary = ", ".join(f"{name} {score:.4f}" for name, score in self.last_metrics.items())
             print(f"Teacher epoch {epoch + 1}: dev {summary}{' (best so far, saved)' if improved else ''}", flush=True)
-        if improved:
-            self.best_value, self.best_metrics, self.best_epoch = value, metrics, epoch + 1
-            if self.save:  # under multi_worker, the chief alone
-                save_teacher(self.model, self.path)
 
 
 def _fine_tuning_settings(fine_tuning: FineTuning, task: Task, train: TextExamples, dev: TextExamples, seed: int):
@@ -253,7 +254,7 @@ def _fine_tune_member(
     steps_per_epoch = math.ceil(len(train) / fine_tuning.batch_size)
     with strategy.scope():
         _compile(teacher, fine_tuning, total_steps=steps_per_epoch * fine_tuning.epochs)
-    selector = _SelectBestOnDev(
+    selector = _SelectBestTeacher(
         encode_texts(teacher.preprocessor, *dev.texts),
         np.asarray(dev.labels),
         task,
@@ -325,7 +326,7 @@ def _write_fine_tuning_metadata(
     directory: str,
     settings: dict[str, Any],
     settings_fingerprint: str,
-    selector: _SelectBestOnDev,
+    selector: _SelectBestTeacher,
     train: TextExamples,
     train_encoded: EncodedTexts,
     seconds: float,
