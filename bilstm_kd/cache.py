@@ -29,6 +29,11 @@ def texts_fingerprint(columns: Sequence[Iterable[Any]], labels: Iterable[Any] | 
     return fingerprint(values)
 
 
+def examples_fingerprint(examples: Any) -> str:
+    """`texts_fingerprint` of labelled examples: anything with `texts` (columns) and `labels`."""
+    return texts_fingerprint(examples.texts, examples.labels)
+
+
 def file_fingerprint(path: str | os.PathLike) -> str:
     """A hash of a file's bytes (16 hex digits), read in 1 MiB blocks."""
     digest = hashlib.sha256()

@@ -53,10 +53,6 @@ def vectors_sources(config: RunConfig) -> tuple[VectorsSource, VectorsSource]:
     return vectors, dataclasses.replace(vectors, name=student.vocab_source, file_format="auto")
 
 
-def _examples_fingerprint(examples: Examples) -> str:
-    return cache.texts_fingerprint(examples.texts, examples.labels.tolist())
-
-
 def prepare_inputs(run: Run) -> RunInputs:
     """Loads the data, builds the student's vocabulary (saved to `student/vocab.txt`) and word vectors
     (cached in `student/embeddings.npz`) and writes `data_stats.json`."""
@@ -81,9 +77,8 @@ def prepare_inputs(run: Run) -> RunInputs:
         os.makedirs(os.path.dirname(paths.vocabulary), exist_ok=True)
         vocabulary.save(paths.vocabulary)
     embeddings = cached_embeddings(paths.embeddings, vectors, vocabulary, seed=config.seed, write=run.chief)
-    data_fingerprint = cache.fingerprint(
-        {"train": _examples_fingerprint(train), "dev": {s: _examples_fingerprint(d) for s, d in splits.items()}}
-    )
+    dev_fingerprints = {split: cache.examples_fingerprint(examples) for split, examples in splits.items()}
+    data_fingerprint = cache.fingerprint({"train": cache.examples_fingerprint(train), "dev": dev_fingerprints})
     student_inputs_fingerprint = cache.fingerprint(
         {"data": data_fingerprint, "vocabulary": list(vocabulary.tokens), "embeddings": embeddings.summary()}
     )

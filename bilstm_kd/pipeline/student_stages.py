@@ -124,20 +124,18 @@ def _train(run: Run, directory: str, alpha: float, train_batches: Callable[[Run]
             task_metrics=run.task.metrics,
         )
         distiller.compile(optimizer=make_optimizer(settings.optimizer, settings.learning_rate, settings.rho))
+    dev = {split: dev_batches(run, examples) for split, examples in run.inputs.dev.items()}
     summary = train_student(
         distiller,
         distribute.shard_by_data(train_dataset),
-        dev_batches(run, run.first_dev),
+        dev[run.task.dev_splits[0]],
         directory,
         epochs=settings.epochs,
         patience=settings.patience,
         verbose=run.verbose,
         backup_steps=config.distribute.backup_steps,
     )
-    dev_metrics = {
-        split: evaluate_student(student, dev_batches(run, examples), run.task)
-        for split, examples in run.inputs.dev.items()
-    }
+    dev_metrics = {split: evaluate_student(student, batches, run.task) for split, batches in dev.items()}
     return {
         "dev": dev_metrics,
         "training": {key: value for key, value in summary.items() if key != "history"},

@@ -143,13 +143,9 @@ def _fine_tuning_settings(fine_tuning: FineTuning, task: Task, train: TextExampl
         "teacher": settings,
         "task": task.name,
         "seed": seed,
-        "train": _examples_fingerprint(_limit(train, fine_tuning.train_limit)),
-        "dev": _examples_fingerprint(dev),
+        "train": cache.examples_fingerprint(_limit(train, fine_tuning.train_limit)),
+        "dev": cache.examples_fingerprint(dev),
     }
-
-
-def _examples_fingerprint(examples: TextExamples) -> str:
-    return cache.texts_fingerprint(examples.texts, np.asarray(examples.labels).tolist())
 
 
 def fine_tune_teacher(
