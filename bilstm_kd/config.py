@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bilstm_kd.data import SOURCES
-from bilstm_kd.data.tasks import TASKS
+from bilstm_kd.data.tables import FORMATS
+from bilstm_kd.data.tasks import METRICS, TASKS
 from bilstm_kd.distill import DISTILL_LOSSES, MSE_REDUCTIONS, OPTIMIZERS
 from bilstm_kd.distribute import STRATEGIES
 from bilstm_kd.export import QUANTIZATIONS
@@ -62,28 +63,99 @@ def _check_choices(section: Any) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    task: str = _field("sst2", "GLUE task to distil.", tuple(TASKS))
+    train_file: str = _field(
+        "", "Your training data: a CSV, TSV, JSON Lines or Parquet file with a text and a label column."
+    )
+    dev_file: str = _field("", "Dev data in the training file's format (empty: --dev_fraction of --train_file).")
+    test_file: str = _field("", "Test data, scored once for every model after selection on dev (optional).")
+    text_column: str = _field("", "The text column of the files, or the text feature of --tfds_name.")
+    text_pair_column: str = _field(
+        "", "The second text of a sentence-pair task (siamese student, pair augmentation); empty: single text."
+    )
+    label_column: str = _field("", "The label column of the files, or the label feature of --tfds_name.")
+    label_names: str = _field("", "Comma-separated class names in class-id order (empty: the sorted training labels).")
+    positive_label: str = _field("", "The class binary F1 is reported for (empty: no F1).")
+    select_metric: str = _field(
+        "", "The dev metric that selects the best epoch (empty: the task's first: accuracy, GLUE's F1).", ("", *METRICS)
+    )
+    dev_fraction: float = _field(
+        0.1, "Without a dev split, this share of each class of the training data is held out (seeded by --seed)."
+    )
+    data_format: str = _field("auto", "Format of the data files (auto: by extension).", FORMATS)
+    delimiter: str = _field("", "Field delimiter of CSV/TSV files (empty: ',' for CSV, a tab for TSV).")
+    header: bool = _field(True, "The first line of a CSV/TSV file names its columns (--noheader: it does not).")
+    column_names: str = _field("", "Comma-separated column names of CSV/TSV files without a header row.")
+    encoding: str = _field("utf-8", "Text encoding of the data files (e.g. latin-1).")
+    task: str = _field(
+        "",
+        "A GLUE task preset (its columns, labels and metrics): with --data_dir, --tfds_data_dir or the demo.",
+        ("", *TASKS),
+    )
     data_source: str = _field(
-        "demo",
-        "Where the task data comes from: a GLUE directory (--data_dir), TensorFlow Datasets "
-        "(glue/<task>, --tfds_data_dir) or the small demo corpus shipped with the package (sst2 only).",
+        "auto",
+        "Where the data comes from: files (--train_file), a GLUE directory (--task, --data_dir), TensorFlow "
+        "Datasets (--tfds_name, or glue/<task>) or the small demo corpus shipped with the package; auto: the "
+        "first of these the flags name, the demo when they name none.",
         SOURCES,
     )
     data_dir: str = _field("", "GLUE task directory holding train.tsv and dev.tsv (--data_source=glue).")
-    tfds_data_dir: str = _field(
-        "", "TensorFlow Datasets data directory (--data_source=tfds); empty means the TFDS default."
+    tfds_name: str = _field("", "A TensorFlow Datasets name, e.g. ag_news_subset (--text_column, --label_column).")
+    tfds_data_dir: str = _field("", "TensorFlow Datasets data directory; empty means the TFDS default.")
+    tfds_splits: str = _field(
+        "train,validation,test",
+        "TFDS split names of train, dev and test (a split the dataset lacks is skipped: dev is then held out).",
     )
     train_limit: int = _field(0, "Use only the first N training examples (0: all of them).")
 
     def __post_init__(self) -> None:
         _check_choices(self)
         _check_non_negative("train_limit", self.train_limit)
-        if self.data_source == "glue" and not self.data_dir:
+        if not 0.0 < self.dev_fraction < 1.0:
+            raise ConfigError("dev_fraction", self.dev_fraction, "must be between 0 and 1 (exclusive)")
+        if len(self.delimiter) > 1:
+            raise ConfigError("delimiter", self.delimiter, "one character (write a tab as --delimiter=$'\\t')")
+        try:
+            "".encode(self.encoding)
+        except LookupError:
+            raise ConfigError("encoding", self.encoding, "a Python codec name, e.g. utf-8 or latin-1") from None
+        source = self.source()
+        if source == "files":
+            if not self.train_file:
+                raise ConfigError("train_file", self.train_file, "name the training file (--data_source=files)")
+            if not self.task and not (self.text_column and self.label_column):
+                missing = "text_column" if not self.text_column else "label_column"
+                raise ConfigError(missing, "", f"name the column of --train_file={self.train_file} to read")
+        elif self.train_file or self.dev_file or self.test_file:
+            raise ConfigError("data_source", source, "--train_file/--dev_file/--test_file need --data_source=files")
+        if not self.header and not self.column_names and source == "files":
+            raise ConfigError("column_names", "", "without a header row (--noheader), name the columns")
+        if source == "glue" and not self.data_dir:
             raise ConfigError("data_dir", self.data_dir, "a GLUE task directory is required with --data_source=glue")
-        if self.data_source == "demo" and self.task != "sst2":
+        if source == "glue" and not self.task:
+            raise ConfigError("task", self.task, "--data_source=glue needs the GLUE task (e.g. --task=sst2)")
+        if source == "tfds" and not (self.task or (self.tfds_name and self.text_column and self.label_column)):
+            raise ConfigError("tfds_name", self.tfds_name, "name a dataset and its --text_column and --label_column")
+        if len(self.tfds_splits.split(",")) != 3:
+            raise ConfigError("tfds_splits", self.tfds_splits, "three comma-separated names: train,dev,test")
+        if source == "demo" and self.task not in ("", "sst2"):
             raise ConfigError(
                 "data_source", self.data_source, "the demo corpus is single-sentence sentiment: use --task=sst2"
             )
+
+    def source(self) -> str:
+        """--data_source, with auto resolved: files, glue, tfds or demo."""
+        if self.data_source != "auto":
+            return self.data_source
+        if self.train_file:
+            return "files"
+        if self.tfds_name:
+            return "tfds"
+        return "glue" if self.data_dir else "demo"
+
+    @staticmethod
+    def names(value: str) -> tuple[str, ...]:
+        """A comma-separated flag value as names (spaces around the commas dropped)."""
+        return tuple(name.strip() for name in value.split(",")) if value.strip() else ()
 
 
 @dataclasses.dataclass(frozen=True)

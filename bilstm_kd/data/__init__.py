@@ -1,8 +1,9 @@
-"""Task data: the tasks and how they are scored (`tasks`), readers of GLUE files, TensorFlow Datasets and the
-demo corpus (`readers`), and split statistics (`statistics`).
+"""Task data: reading files into columns (`tables`), tasks, their metrics and the GLUE presets (`tasks`), the
+splits of a task from files, TensorFlow Datasets or the demo corpus (`readers`), and split statistics
+(`statistics`).
 
 This file imports nothing heavy: the command line validates `--data_source` against `SOURCES` before
 TensorFlow loads.
 """
 
-SOURCES = ("glue", "tfds", "demo")
+SOURCES = ("auto", "files", "glue", "tfds", "demo")

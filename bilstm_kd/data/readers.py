@@ -1,27 +1,31 @@
-"""Task data from a GLUE directory, TensorFlow Datasets or the demo corpus shipped with the package.
+"""A task's data from files (CSV, TSV, JSON Lines, Parquet), TensorFlow Datasets or the demo corpus.
 
-Every source gives `Examples`: the texts (one or two columns) and integer labels of one split, held in
-memory (the largest GLUE training set, MNLI's, is ~400k pairs) and turned into a `tf.data.Dataset` on
-demand. Malformed input fails with the file, line and problem.
+`load_dataset(source)` is the one way in: it reads the training split, fixes the class order (the given label
+names, else the sorted training labels), reads the dev and test splits with it or holds out a seeded,
+stratified part of the training data for dev, and returns a `Dataset`: the `Task` and the `Examples` of
+each split. GLUE tasks and the demo corpus are `DataSource`s like any other (`bilstm_kd.data.tasks.PRESETS`
+fixes their columns and labels). Malformed input raises `DataError` naming the file and line.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from importlib import resources
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from bilstm_kd.data import SOURCES
-from bilstm_kd.data.tasks import Task
+from bilstm_kd import cache
+from bilstm_kd.data.tables import DataError, Table, TableFormat, read_table
+from bilstm_kd.data.tasks import Task, default_metrics
 
 DEMO_PACKAGE = "bilstm_kd.data.demo"
+SPLIT_RECORD_FORMAT = 1
 
-
-class DataError(ValueError):
-    """Input data is malformed or missing; the message names the file and line."""
+__all__ = ["DataError", "DataSource", "Dataset", "Examples", "demo_file", "hold_out", "load_dataset"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +58,15 @@ class Examples:
         """The first `count` examples (all of them when `count` is 0)."""
         if not count:
             return self
-        return Examples(tuple(column[:count] for column in self.texts), self.labels[:count], self.origin)
+        return self.select(np.arange(min(count, len(self))))
+
+    def select(self, indices: np.ndarray, origin: str | None = None) -> Examples:
+        """The examples at `indices`, in that order."""
+        return Examples(
+            tuple(column[indices] for column in self.texts),
+            self.labels[indices],
+            self.origin if origin is None else origin,
+        )
 
     def to_dataset(self) -> tf.data.Dataset:
         """Elements `(text, label)`, or `((text_a, text_b), label)` for sentence pairs."""
@@ -62,106 +74,263 @@ class Examples:
         return tf.data.Dataset.from_tensor_slices((texts, self.labels))
 
 
-def load_split(
-    task: Task, split: str, source: str = "demo", data_dir: str = "", tfds_data_dir: str = "", train_limit: int = 0
-) -> Examples:
-    """Loads `split` ("train" or one of the task's dev splits) of `task`.
+@dataclasses.dataclass(frozen=True)
+class DataSource:
+    """Where a task's data is and how to read it.
 
     Args:
-        task: the task.
-        split: "train" or one of `task.dev_splits`.
-        source: one of `SOURCES`: a GLUE directory (`data_dir`), TensorFlow Datasets (`tfds_data_dir`, empty
-            for TFDS' default) or the demo corpus shipped with the package.
-        train_limit: keep only the first N training examples (0: all).
+        name: the task's name, for logs and reports.
+        train: the training file, or the TFDS split with `tfds_name`.
+        text_columns: the text column (or the two of a pair task): file columns or TFDS feature keys.
+        label_column: the label column or TFDS feature key.
+        dev: named dev files (or TFDS splits); the first selects models. Empty: `dev_fraction` of the
+            training data is held out as "dev".
+        test: named test files (or TFDS splits), scored once after selection on dev.
+        label_names: the class order; empty: the sorted training labels (numerically when all are integers).
+        positive_label: the class binary F1 scores (empty: no F1).
+        metrics: the metrics, the first selecting models; empty: `default_metrics`.
+        table_format: how to read the files.
+        tfds_name: a TensorFlow Datasets name; then `train`, `dev` and `test` are split names.
+        tfds_data_dir: the TFDS data directory (empty: TFDS' default).
+        dev_fraction: the share of each class held out for dev when there is no dev split.
+        train_limit: keep only the first N training examples (0: all), after any held-out dev.
     """
-    if split not in ("train", *task.dev_splits):
-        raise ValueError(f"Task {task.name} has no split {split!r}; splits: train, {', '.join(task.dev_splits)}")
-    if source == "glue":
-        examples = read_glue_tsv(os.path.join(data_dir, f"{split}.tsv"), task)
-    elif source == "tfds":
-        examples = read_tfds(task, split, tfds_data_dir)
-    elif source == "demo":
-        with resources.as_file(resources.files(DEMO_PACKAGE) / f"{split}.tsv") as path:
-            examples = read_glue_tsv(path, task)
-    else:
-        raise ValueError(f"Unknown data source {source!r}; sources: {', '.join(SOURCES)}")
-    return examples.take(train_limit) if split == "train" else examples
+
+    name: str
+    train: str
+    text_columns: tuple[str, ...]
+    label_column: str
+    dev: dict[str, str] = dataclasses.field(default_factory=dict)
+    test: dict[str, str] = dataclasses.field(default_factory=dict)
+    label_names: tuple[str, ...] = ()
+    positive_label: str = ""
+    metrics: tuple[str, ...] = ()
+    table_format: TableFormat = dataclasses.field(default_factory=TableFormat)
+    tfds_name: str = ""
+    tfds_data_dir: str = ""
+    dev_fraction: float = 0.1
+    train_limit: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.text_columns) not in (1, 2):
+            raise ValueError(f"A task has one or two text columns, got {self.text_columns}")
+        if not 0.0 < self.dev_fraction < 1.0 and not self.dev:
+            raise ValueError(f"dev_fraction must be between 0 and 1, got {self.dev_fraction}")
 
 
-def read_glue_tsv(path: str | os.PathLike, task: Task) -> Examples:
-    """Reads one GLUE TSV file: tab-separated, no quoting, a header row, an optional byte-order mark.
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A task and its splits.
 
-    Columns are found by their header names, so the extra columns of MNLI or QQP need no special case.
+    Args:
+        task: the task: class names in class-id order, pair or not, metrics.
+        train: the training examples.
+        dev: the dev splits by name (the first selects models).
+        test: the test splits by name (maybe none).
+        held_out: the record of the held-out dev split (`hold_out`), or None when dev came from its own split.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise DataError(f"{path} does not exist. Task {task.name} expects {task.expected_layout()}.")
-    with open(path, encoding="utf-8-sig", newline="") as file:
-        lines = file.read().split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if not lines:
-        raise DataError(f"{path} is empty. Task {task.name} expects {task.expected_layout()}.")
-    header = lines[0].rstrip("\r").split("\t")
-    missing = [name for name in (*task.text_columns, task.label_column) if name not in header]
-    if missing:
+
+    task: Task
+    train: Examples
+    dev: dict[str, Examples]
+    test: dict[str, Examples]
+    held_out: dict[str, Any] | None = None
+
+
+def demo_file(split: str) -> str:
+    """The path of the demo corpus' `train` or `dev` TSV file (SST-2's columns)."""
+    with resources.as_file(resources.files(DEMO_PACKAGE) / f"{split}.tsv") as path:
+        return os.fspath(path)
+
+
+def load_dataset(source: DataSource, seed: int = 0, split_record: str = "") -> Dataset:
+    """Reads every split of `source`.
+
+    Args:
+        source: where the data is.
+        seed: seeds the held-out dev split.
+        split_record: a JSON file recording which training rows were held out for dev (written on first use,
+            reused while the training data is unchanged, so a resumed run holds out the same rows).
+    """
+    read = _tfds_reader(source) if source.tfds_name else _file_reader(source)
+    train_raw = read(source.train)
+    label_names = source.label_names or train_raw.class_order or _label_order(train_raw.labels)
+    if len(label_names) < 2:
+        raise DataError(f"{train_raw.origin}: every training label is {label_names[0]!r}; a task needs two classes")
+    if source.positive_label and source.positive_label not in label_names:
         raise DataError(
-            f"{path}, line 1: header {header} lacks column(s) {missing}. "
-            f"Task {task.name} expects {task.expected_layout()}."
+            f"--positive_label={source.positive_label!r} is not a label of {train_raw.origin}; "
+            f"labels: {', '.join(label_names)}"
         )
-    text_indices = [header.index(name) for name in task.text_columns]
-    label_index = header.index(task.label_column)
-    label_ids = {name: index for index, name in enumerate(task.label_names)}
-    columns: list[list[str]] = [[] for _ in text_indices]
-    labels: list[int] = []
-    for line_number, line in enumerate(lines[1:], start=2):
-        fields = line.rstrip("\r").split("\t")
-        if len(fields) != len(header):
-            raise DataError(
-                f"{path}, line {line_number}: expected {len(header)} tab-separated fields, found {len(fields)}"
-            )
-        label = fields[label_index].strip()
-        if label not in label_ids:
-            raise DataError(
-                f"{path}, line {line_number}: unknown label {label!r} for task {task.name}; "
-                f"labels are {', '.join(task.label_names)}"
-            )
-        for column, index in zip(columns, text_indices):
-            text = fields[index].strip()
-            if not text:
-                raise DataError(f"{path}, line {line_number}: empty text in column {header[index]!r}")
-            column.append(text)
-        labels.append(label_ids[label])
-    return Examples(
-        tuple(np.array(column, dtype=object) for column in columns), np.array(labels, dtype=np.int32), origin=path
-    )
+    known = "--label_names" if source.label_names else "training"
+    train = train_raw.examples(label_names, known)
+    held_out = None
+    if source.dev:
+        dev = {name: read(where).examples(label_names, known) for name, where in source.dev.items()}
+    else:
+        train, dev_examples, held_out = _held_out(train, source, seed, split_record)
+        dev = {"dev": dev_examples}
+    test = {name: read(where).examples(label_names, known) for name, where in source.test.items()}
+    metrics = source.metrics or default_metrics(len(label_names), source.positive_label)
+    task = Task(source.name, tuple(label_names), len(source.text_columns) == 2, metrics, source.positive_label)
+    return Dataset(task, train.take(source.train_limit), dev, test, held_out)
 
 
-def read_tfds(task: Task, split: str, data_dir: str = "", download: bool = True) -> Examples:
-    """Reads `glue/<task>` from TensorFlow Datasets, prepared in `data_dir` (or downloaded and prepared)."""
-    import tensorflow_datasets as tfds
+@dataclasses.dataclass(frozen=True)
+class _RawSplit:
+    """One split as read: texts, the labels as strings, and where each row is, before the class order is known."""
 
-    tfds_split = "train" if split == "train" else task.tfds_dev_splits[task.dev_splits.index(split)]
-    name = f"glue/{task.name}"
+    origin: str
+    texts: tuple[np.ndarray, ...]
+    labels: list[str]
+    where: Any  # row index -> "<file>, line N"
+    class_order: tuple[str, ...] = ()  # a TFDS ClassLabel's names
+
+    def examples(self, label_names: Sequence[str], known_from: str) -> Examples:
+        ids = {name: index for index, name in enumerate(label_names)}
+        labels = np.empty(len(self.labels), np.int32)
+        for row, label in enumerate(self.labels):
+            if label not in ids:
+                raise DataError(
+                    f"{self.where(row)}: label {label!r} is not among the {known_from} labels ({_preview(label_names)})"
+                )
+            labels[row] = ids[label]
+        return Examples(self.texts, labels, self.origin)
+
+
+def _file_reader(source: DataSource):
+    def read(path: str) -> _RawSplit:
+        table = read_table(path, source.table_format)
+        flags = ("text_column", "text_pair_column")
+        texts = tuple(
+            _texts(table, table.column(column, flag), column) for column, flag in zip(source.text_columns, flags)
+        )
+        labels = [
+            _label(table, row, value) for row, value in enumerate(table.column(source.label_column, "label_column"))
+        ]
+        return _RawSplit(table.path, texts, labels, table.where)
+
+    return read
+
+
+def _texts(table: Table, values: list[Any], column: str) -> np.ndarray:
+    texts = np.empty(len(values), dtype=object)
+    for row, value in enumerate(values):
+        text = "" if value is None else str(value).strip()
+        if not text:
+            raise DataError(f"{table.where(row)}: empty text in column {column!r}")
+        texts[row] = text
+    return texts
+
+
+def _label(table: Table, row: int, value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():  # Parquet or JSON numbers: 3.0 is the label 3
+        value = int(value)
+    label = "" if value is None else str(value).strip()
+    if not label:
+        raise DataError(f"{table.where(row)}: empty label")
+    return label
+
+
+def _label_order(labels: list[str]) -> tuple[str, ...]:
+    """The distinct labels sorted: as integers when all are integers (2 before 10), else as strings."""
+    distinct = set(labels)
     try:
-        builder = tfds.builder(name, data_dir=data_dir or None)
-        if download:
+        return tuple(sorted(distinct, key=int))
+    except ValueError:
+        return tuple(sorted(distinct))
+
+
+def _preview(names: Sequence[str], limit: int = 20) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def hold_out(examples: Examples, fraction: float, seed: int) -> np.ndarray:
+    """The sorted indices of a seeded, stratified `fraction` of `examples`: of each class with at least two
+    examples, `round(fraction * count)` of them (at least one, never all)."""
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in np.unique(examples.labels):
+        members = np.flatnonzero(examples.labels == label)
+        if len(members) < 2:
+            continue
+        count = min(max(1, round(fraction * len(members))), len(members) - 1)
+        chosen.append(rng.permutation(members)[:count])
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
+
+
+def _held_out(train: Examples, source: DataSource, seed: int, split_record: str):
+    record = {
+        "format": SPLIT_RECORD_FORMAT,
+        "train": cache.examples_fingerprint(train),
+        "seed": seed,
+        "dev_fraction": source.dev_fraction,
+    }
+    recorded = cache.read_json(split_record) if split_record else None
+    if recorded and {key: recorded.get(key) for key in record} == record:
+        dev_rows = np.asarray(recorded["dev_rows"], np.int64)
+    else:
+        dev_rows = hold_out(train, source.dev_fraction, seed)
+        record["dev_rows"] = dev_rows.tolist()
+        record["rows"] = "0-based data rows of the training file (header excluded) held out for dev"
+        if split_record:
+            os.makedirs(os.path.dirname(split_record) or ".", exist_ok=True)
+            cache.write_json(split_record, record)
+        recorded = record
+    if not len(dev_rows):
+        raise DataError(f"{train.origin}: too few examples to hold out a dev split; give a --dev_file")
+    keep = np.setdiff1d(np.arange(len(train)), dev_rows)
+    origin = f"{train.origin} (held out: {source.dev_fraction:g} of each class, seed {seed})"
+    return train.select(keep), train.select(dev_rows, origin), recorded
+
+
+def _tfds_reader(source: DataSource):
+    def read(split: str) -> _RawSplit:
+        import tensorflow_datasets as tfds
+
+        name = source.tfds_name
+        try:
+            builder = tfds.builder(name, data_dir=source.tfds_data_dir or None)
             builder.download_and_prepare()
-        dataset = builder.as_dataset(split=tfds_split)
-    except Exception as error:  # TFDS raises many kinds of errors when offline
-        raise DataError(
-            f"Could not load TensorFlow Datasets {name} (split {tfds_split}) from "
-            f"{data_dir or 'the default TFDS directory'}: {error}. Offline, prepare the dataset in a "
-            f"--tfds_data_dir on a machine with internet, or use --data_source=glue --data_dir=<GLUE {task.glue_name} "
-            f"directory>."
-        ) from error
-    columns: list[list[str]] = [[] for _ in task.tfds_text_keys]
-    labels = []
-    for example in tfds.as_numpy(dataset):
-        for column, key in zip(columns, task.tfds_text_keys):
-            column.append(example[key].decode("utf-8").strip())
-        labels.append(int(example["label"]))
-    label_array = np.array(labels, dtype=np.int32)
-    if np.any((label_array < 0) | (label_array >= task.num_classes)):
-        raise DataError(f"{name} split {tfds_split} has labels outside 0..{task.num_classes - 1} (a test split?)")
-    return Examples(tuple(np.array(column, dtype=object) for column in columns), label_array, origin=name)
+            dataset = builder.as_dataset(split=split)
+        except Exception as error:  # TFDS raises many kinds of errors when offline
+            raise DataError(
+                f"Could not load TensorFlow Datasets {name} (split {split}) from "
+                f"{source.tfds_data_dir or 'the default TFDS directory'}: {error}. Offline, prepare the dataset in "
+                "a --tfds_data_dir on a machine with internet, or give the data as files (--train_file)."
+            ) from error
+        features = builder.info.features
+        for key in (*source.text_columns, source.label_column):
+            if key not in features:
+                raise DataError(f"TFDS {name} has no feature {key!r}; its features are {', '.join(features)}")
+        names = tuple(getattr(features[source.label_column], "names", None) or ())
+        columns: list[list[str]] = [[] for _ in source.text_columns]
+        labels: list[str] = []
+        for example in tfds.as_numpy(dataset):
+            for column, key in zip(columns, source.text_columns):
+                value = example[key]
+                column.append((value.decode("utf-8") if isinstance(value, bytes) else str(value)).strip())
+            label = example[source.label_column]
+            if names and not 0 <= int(label) < len(names):
+                raise DataError(
+                    f"TFDS {name} split {split}, example {len(labels) + 1}: label {int(label)} (unlabelled?)"
+                )
+            labels.append(names[int(label)] if names else _decoded(label))
+        origin = f"{name}[{split}]"
+        for column, key in zip(columns, source.text_columns):
+            if "" in column:
+                raise DataError(f"TFDS {origin}, example {column.index('') + 1}: empty text in feature {key!r}")
+        texts = tuple(np.array(column, dtype=object) for column in columns)
+        order = names if names and not source.label_names else ()
+        if names and source.label_names:  # a preset renames TFDS' classes (GLUE's "0", "1") in class-id order
+            if len(names) != len(source.label_names):
+                raise DataError(f"TFDS {name} has {len(names)} classes, the task {len(source.label_names)}")
+            labels = [source.label_names[names.index(label)] for label in labels]
+        return _RawSplit(origin, texts, labels, lambda row: f"TFDS {origin}, example {row + 1}", order)
+
+    return read
+
+
+def _decoded(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from bilstm_kd.distill import DISTILL_LOSSES, MSE_REDUCTIONS
 from bilstm_kd.distill.losses import per_example_losses
-from bilstm_kd.distill.metrics import TASK_METRICS, PositiveClassF1, add_to_mean, sum_over_replicas
+from bilstm_kd.distill.metrics import TASK_METRICS, TaskMetric, add_to_mean, sum_over_replicas
 from bilstm_kd.distribute import strategies as distribute
 
 
@@ -56,7 +56,7 @@ class Distiller(distribute.MultiWorkerFixes, keras.Model):
 
     Tracked: `loss` (what is optimised), `distillation_loss` (mean teacher-matching loss),
     `hard_label_loss` (mean cross-entropy over labelled examples), the task metrics against gold labels
-    (`accuracy`, `f1`) and `teacher_agreement` (how often student and teacher argmax agree).
+    (`accuracy`, `macro_f1`, `f1`) and `teacher_agreement` (how often student and teacher argmax agree).
 
     Args:
         student: the student model (word ids in, logits out).
@@ -66,7 +66,9 @@ class Distiller(distribute.MultiWorkerFixes, keras.Model):
         mse_reduction: `"sum"` (over classes, the paper) or `"mean"` (Keras' MSE: 1/num_classes of it).
         temperature: softmax temperature of the `"kl"` loss.
         num_classes: number of logits; defaults to the student's `num_classes`.
-        task_metrics: metrics against gold labels: any of `"accuracy"`, `"f1"` (F1 of class 1).
+        task_metrics: metrics against gold labels: any of `"accuracy"`, `"macro_f1"`, `"f1"` (F1 of
+            `positive_class`); the first is the one `train_student` selects the best epoch by.
+        positive_class: the class id `"f1"` scores (GLUE's F1 is of class 1).
 
     Example:
     >>> student = BiLSTMClassifier(vocabulary_size=20, embedding_dim=4, num_classes=2, lstm_units=3,
@@ -88,6 +90,7 @@ class Distiller(distribute.MultiWorkerFixes, keras.Model):
         temperature: float = 1.0,
         num_classes: int | None = None,
         task_metrics: tuple[str, ...] | list[str] = ("accuracy",),
+        positive_class: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -122,14 +125,13 @@ class Distiller(distribute.MultiWorkerFixes, keras.Model):
         self.temperature = float(temperature)
         self.num_classes = num_classes
         self.task_metrics = task_metrics
+        self.positive_class = int(positive_class)
 
         self.total_loss_tracker = keras.metrics.Mean(name="loss")
         self.distillation_loss_tracker = keras.metrics.Mean(name="distillation_loss")
         self.hard_label_loss_tracker = keras.metrics.Mean(name="hard_label_loss")
         self.teacher_agreement = keras.metrics.Mean(name="teacher_agreement")
-        self.gold_metrics = [
-            keras.metrics.Mean(name="accuracy") if name == "accuracy" else PositiveClassF1() for name in task_metrics
-        ]
+        self.gold_metrics = [TaskMetric(name, num_classes, self.positive_class) for name in task_metrics]
 
     def call(self, inputs, training=None):
         return self.student(inputs, training=training)
@@ -213,23 +215,20 @@ class Distiller(distribute.MultiWorkerFixes, keras.Model):
         weight = tf.cast(has_label, tf.float32)
         safe_labels = tf.where(has_label > 0, labels, tf.zeros_like(labels))
         predictions = tf.argmax(logits, -1, output_type=tf.int32)
-        statistics = [
-            tf.reduce_sum(tf.cast(tf.equal(predictions, safe_labels), tf.float32) * weight),
-            tf.reduce_sum(weight),
-            *tf.unstack(PositiveClassF1.counts(safe_labels, logits, weight)),
-        ]
+        confusion = TaskMetric.counts(safe_labels, logits, self.num_classes, weight)
+        statistics = [tf.reshape(confusion, [-1])]
         if teacher_logits is not None:
             agree = tf.equal(predictions, tf.argmax(teacher_logits, -1, output_type=tf.int32))
-            statistics += [tf.reduce_sum(tf.cast(agree, tf.float32)), tf.cast(tf.size(agree), tf.float32)]
-        totals = tf.unstack(sum_over_replicas(tf.stack(statistics)))
+            statistics.append(
+                tf.stack([tf.reduce_sum(tf.cast(agree, tf.float32)), tf.cast(tf.size(agree), tf.float32)])
+            )
+        totals = sum_over_replicas(tf.concat(statistics, axis=0))
+        cells = self.num_classes**2
         for metric in self.gold_metrics:
-            if isinstance(metric, PositiveClassF1):
-                metric.add_counts(totals[2:5])
-            else:
-                add_to_mean(metric, totals[0], totals[1])
+            metric.add_counts(tf.reshape(totals[:cells], confusion.shape))
         reported = list(self.metrics)
         if teacher_logits is not None:
-            add_to_mean(self.teacher_agreement, totals[5], totals[6])
+            add_to_mean(self.teacher_agreement, totals[cells], totals[cells + 1])
         else:  # nothing to compare with: leave the teacher figures out of the logs rather than log zeros
             left_out = [self.distillation_loss_tracker, self.teacher_agreement]
             if self.alpha < 1.0:  # without its teacher term the total would be a misleading alpha * CE
@@ -268,6 +267,7 @@ class Distiller(distribute.MultiWorkerFixes, keras.Model):
                 "temperature": self.temperature,
                 "num_classes": self.num_classes,
                 "task_metrics": list(self.task_metrics),
+                "positive_class": self.positive_class,
             }
         )
         return config

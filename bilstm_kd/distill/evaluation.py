@@ -62,7 +62,9 @@ def predict_logits(student: keras.Model, dataset: tf.data.Dataset) -> np.ndarray
     return np.concatenate(outputs).astype("float32")
 
 
-def evaluate_student(student: keras.Model, dataset: tf.data.Dataset, task: Task) -> dict[str, float]:
+def evaluate_student(
+    student: keras.Model, dataset: tf.data.Dataset, task: Task, in_detail: bool = False
+) -> dict[str, Any]:
     """Task metrics (`task.evaluate`) of the student on gold-labelled batches.
 
     Args:
@@ -70,6 +72,7 @@ def evaluate_student(student: keras.Model, dataset: tf.data.Dataset, task: Task)
         dataset: batches of `(inputs, targets)`, targets a dict with `label` (and optionally `has_label`,
             `teacher_logits`) or a tensor of labels. Examples without a gold label are not scored.
         task: the task, for its metrics.
+        in_detail: also give per-class scores and the confusion matrix (`Task.evaluate_in_detail`).
 
     Returns:
         The task's metrics, `examples` (how many were scored) and, when the batches carry teacher logits,
@@ -94,7 +97,8 @@ def evaluate_student(student: keras.Model, dataset: tf.data.Dataset, task: Task)
         predictions.append(predicted[has_label])
     labels_array = np.concatenate(labels) if labels else np.zeros(0, "int64")
     predictions_array = np.concatenate(predictions) if predictions else np.zeros(0, "int64")
-    results = task.evaluate(labels_array, predictions_array)
+    evaluate = task.evaluate_in_detail if in_detail else task.evaluate
+    results = evaluate(labels_array, predictions_array)
     results["examples"] = int(labels_array.size)
     if agreements:
         results["teacher_agreement"] = float(np.mean(np.concatenate(agreements)))

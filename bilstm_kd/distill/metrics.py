@@ -1,57 +1,64 @@
-"""Metrics of the `Distiller`: F1 of the positive class, and the replica sums that keep every metric exact
-under a `tf.distribute` strategy."""
+"""Metrics of the `Distiller`: the task's metrics from a confusion matrix, and the replica sums that keep every
+metric exact under a `tf.distribute` strategy."""
 
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
 
-TASK_METRICS = ("accuracy", "f1")
+from bilstm_kd.data.tasks import METRICS, scores
+
+TASK_METRICS = METRICS
 
 
 @keras.saving.register_keras_serializable(package="bilstm_kd")
-class PositiveClassF1(keras.metrics.Metric):
-    """F1 of class 1 (GLUE's F1 for MRPC and QQP) from logits and gold class ids.
+class TaskMetric(keras.metrics.Metric):
+    """One of the task metrics (`bilstm_kd.data.tasks.METRICS`: accuracy, macro_f1, f1 of a positive class) from
+    logits and gold class ids, through a confusion matrix and the same `scores` as evaluation.
 
     Args:
-        name: metric name.
+        name: the metric, one of `METRICS`.
+        num_classes: the number of classes.
+        positive_class: the class id `f1` scores.
 
     Example:
-    >>> metric = PositiveClassF1()
+    >>> metric = TaskMetric("f1", num_classes=2, positive_class=1)
     >>> metric.update_state([1, 0, 1], [[0.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
     >>> float(metric.result())
     0.5
     """
 
-    def __init__(self, name: str = "f1", **kwargs):
+    def __init__(self, name: str = "accuracy", num_classes: int = 2, positive_class: int = 0, **kwargs):
+        if name not in METRICS:
+            raise ValueError(f"`name` must be one of {METRICS}, received name={name!r}")
         super().__init__(name=name, **kwargs)
-        self.true_positives = self.add_variable(shape=(), initializer="zeros", name="true_positives")
-        self.predicted_positives = self.add_variable(shape=(), initializer="zeros", name="predicted_positives")
-        self.actual_positives = self.add_variable(shape=(), initializer="zeros", name="actual_positives")
+        self.num_classes = num_classes
+        self.positive_class = positive_class
+        self.confusion = self.add_variable(
+            shape=(num_classes, num_classes), initializer="zeros", name="confusion", dtype="float32"
+        )
 
     @staticmethod
-    def counts(labels, logits, sample_weight=None):
-        """`[true positives, predicted positives, actual positives]` of one batch."""
+    def counts(labels, logits, num_classes: int, sample_weight=None):
+        """The `[num_classes, num_classes]` confusion counts (rows gold, columns predicted) of one batch."""
         labels = keras.ops.cast(keras.ops.reshape(labels, (-1,)), "int32")
         predictions = keras.ops.cast(keras.ops.argmax(logits, axis=-1), "int32")
         weight = keras.ops.ones_like(labels, "float32") if sample_weight is None else sample_weight
         weight = keras.ops.cast(keras.ops.reshape(weight, (-1,)), "float32")
-        predicted = keras.ops.cast(keras.ops.equal(predictions, 1), "float32") * weight
-        actual = keras.ops.cast(keras.ops.equal(labels, 1), "float32") * weight
-        return keras.ops.stack([keras.ops.sum(predicted * actual), keras.ops.sum(predicted), keras.ops.sum(actual)])
+        return tf.math.confusion_matrix(labels, predictions, num_classes, weights=weight, dtype=tf.float32)
 
     def update_state(self, labels, logits, sample_weight=None):
-        self.add_counts(self.counts(labels, logits, sample_weight))
+        self.add_counts(self.counts(labels, logits, self.num_classes, sample_weight))
 
     def add_counts(self, counts):
         """Adds `counts()` output (possibly summed over several batches or replicas)."""
-        self.true_positives.assign_add(counts[0])
-        self.predicted_positives.assign_add(counts[1])
-        self.actual_positives.assign_add(counts[2])
+        self.confusion.assign_add(counts)
 
     def result(self):
-        denominator = self.predicted_positives + self.actual_positives
-        return keras.ops.where(denominator > 0, 2.0 * self.true_positives / keras.ops.maximum(denominator, 1.0), 0.0)
+        return scores(keras.ops.convert_to_tensor(self.confusion), (self.name,), self.positive_class)[self.name]
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "positive_class": self.positive_class}
 
 
 def sum_over_replicas(values: tf.Tensor) -> tf.Tensor:

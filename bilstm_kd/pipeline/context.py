@@ -12,7 +12,7 @@ import tensorflow as tf
 from bilstm_kd import cache
 from bilstm_kd.config import RunConfig
 from bilstm_kd.data.readers import Examples
-from bilstm_kd.data.tasks import Task, get_task
+from bilstm_kd.data.tasks import Task
 from bilstm_kd.distribute import strategies as distribute
 
 if TYPE_CHECKING:
@@ -79,7 +79,6 @@ class Run:
         self.chief = distribute.is_chief(strategy)
         self.verbose = verbose
         self.timing_seconds = timing_seconds
-        self.task: Task = get_task(config.data.task)
         self.paths = RunPaths.of(config.workdir)
         self.stage_seconds: dict[str, dict[str, Any]] = {}
         self.fingerprints: dict[str, str] = {}  # of each stage this run ran or found up to date
@@ -105,9 +104,14 @@ class Run:
             cache.write_json(path, record)
 
     @property
+    def task(self) -> Task:
+        """The task: its classes (found in the data unless the flags name them), pair or not, metrics."""
+        return self.inputs.task
+
+    @property
     def first_dev(self) -> Examples:
         """The dev split that selects models (MNLI has two)."""
-        return self.inputs.dev[self.task.dev_splits[0]]
+        return next(iter(self.inputs.dev.values()))
 
     @property
     def student_seed(self) -> int:

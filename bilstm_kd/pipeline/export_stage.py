@@ -8,16 +8,20 @@ from typing import Any
 
 import numpy as np
 
+from bilstm_kd import cache
 from bilstm_kd.pipeline.context import Run
 
 
 def depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
     # The distill stage's fingerprint tells students apart that trained alike (say, two --student_seed).
-    return {
+    scored = {
         "student": results["distill"]["training"],
         "distill": run.fingerprints["distill"],
         "export": dataclasses.asdict(run.config.export),
     }
+    if run.inputs.test:  # the TFLite file is scored on them too (only with them: older runs keep their records)
+        scored["test"] = {split: cache.examples_fingerprint(examples) for split, examples in run.inputs.test.items()}
+    return scored
 
 
 def directory_bytes(path: str) -> int:
@@ -71,16 +75,16 @@ def _tflite(run: Run, student, directory: str) -> dict[str, Any]:
     tokenizer = WordTokenizer(run.inputs.vocabulary.tokens, max_length, pad_to_max_length=True)
     ids = tuple(tokenizer(np.asarray(column, dtype=object).astype(str)).numpy() for column in run.first_dev.texts)
     verification = tflite.verify_tflite(path, student, ids[0] if len(ids) == 1 else ids)
-    dev_metrics = {}
-    for split, examples in run.inputs.dev.items():
-        split_texts = examples.texts[0] if not run.task.is_pair else tuple(examples.texts)
-        logits = tflite.tflite_predict_texts(path, split_texts)
-        dev_metrics[split] = run.task.evaluate(examples.labels, np.argmax(logits, axis=-1))
-    run.log(f"[export] TFLite dev: {dev_metrics}; vs Keras: {verification}")
+    scores = {}
+    for kind, splits in (("dev", run.inputs.dev), ("test", run.inputs.test)):
+        for split, examples in splits.items():
+            logits = tflite.tflite_predict_texts(path, examples.texts[0] if not examples.is_pair else examples.texts)
+            scores.setdefault(kind, {})[split] = run.task.evaluate(examples.labels, np.argmax(logits, axis=-1))
+    run.log(f"[export] TFLite {scores}; vs Keras: {verification}")
     return {
         "path": path,
         "bytes": os.path.getsize(path),
         "quantization": settings.tflite_quantization,
         "verification": verification,
-        "dev": dev_metrics,
+        **scores,
     }

@@ -9,9 +9,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from bilstm_kd import cache
-from bilstm_kd.config import RunConfig
-from bilstm_kd.data.readers import Examples, load_split
+from bilstm_kd.config import ConfigError, RunConfig
+from bilstm_kd.data.readers import DataSource, Examples, demo_file, load_dataset
 from bilstm_kd.data.statistics import statistics
+from bilstm_kd.data.tables import TableFormat
+from bilstm_kd.data.tasks import Task, get_preset
 from bilstm_kd.text.embeddings import EmbeddingMatrix, VectorsSource, build_vocabulary, cached_embeddings
 from bilstm_kd.text.vocab import Vocabulary
 
@@ -24,8 +26,10 @@ class RunInputs:
     """What `prepare_inputs` found.
 
     Args:
+        task: the task (its classes come from the data unless the flags name them).
         train: the training split.
-        dev: each dev split by name.
+        dev: each dev split by name (the first selects models).
+        test: each test split by name (maybe none), scored once after selection.
         vocabulary: the student's vocabulary.
         embeddings: the student's initial word vectors.
         data_fingerprint: the hash of every split's texts and labels.
@@ -33,8 +37,10 @@ class RunInputs:
         statistics: what `data_stats.json` holds.
     """
 
+    task: Task
     train: Examples
     dev: dict[str, Examples]
+    test: dict[str, Examples]
     vocabulary: Vocabulary
     embeddings: EmbeddingMatrix
     data_fingerprint: str
@@ -53,17 +59,77 @@ def vectors_sources(config: RunConfig) -> tuple[VectorsSource, VectorsSource]:
     return vectors, dataclasses.replace(vectors, name=student.vocab_source, file_format="auto")
 
 
+def data_source(config: RunConfig, split_record_dir: str = "") -> DataSource:
+    """Where the data flags say the task's data is: files, a GLUE directory or TFDS (a GLUE `--task` presets
+    the columns, labels and metrics), or the demo corpus."""
+    data = config.data
+    source = data.source()
+    preset = get_preset(data.task or "sst2") if data.task or source == "demo" else None
+    text_columns = tuple(name for name in (data.text_column, data.text_pair_column) if name)
+    settings: dict[str, Any] = {
+        "name": preset.name if preset else "",
+        "text_columns": text_columns or (preset.text_columns if preset else ()),
+        "label_column": data.label_column or (preset.label_column if preset else ""),
+        "label_names": data.names(data.label_names) or (preset.label_names if preset else ()),
+        "positive_label": data.positive_label or (preset.positive_label if preset else ""),
+        "metrics": _preset_metrics(preset, data.select_metric) if preset else (),
+        "dev_fraction": data.dev_fraction,
+        "train_limit": data.train_limit,
+    }
+    if source == "tfds":
+        train, dev, test = data.names(data.tfds_splits)
+        if preset and not data.tfds_name:
+            dev_splits = dict(zip(preset.dev_splits, preset.tfds_dev_splits))
+            return DataSource(
+                **settings | {"text_columns": text_columns or preset.tfds_text_keys},
+                train="train",
+                dev=dev_splits,
+                tfds_name=f"glue/{preset.name}",
+                tfds_data_dir=data.tfds_data_dir,
+            )
+        name = data.tfds_name
+        return DataSource(
+            **settings | {"name": settings["name"] or name},
+            train=train, dev={"dev": dev} if dev else {}, test={"test": test} if test else {},
+            tfds_name=name, tfds_data_dir=data.tfds_data_dir,
+        )  # fmt: skip
+    if source in ("glue", "demo"):
+        files = {split: os.path.join(data.data_dir, f"{split}.tsv") for split in ("train", *preset.dev_splits)}
+        if source == "demo":
+            files = {split: demo_file(split) for split in ("train", "dev")}
+        table_format = TableFormat(format="tsv")
+        return DataSource(**settings, train=files.pop("train"), dev=files, table_format=table_format)
+    table_format = TableFormat(
+        data.data_format, data.delimiter, data.header, data.names(data.column_names), data.encoding
+    )
+    dev = {"dev": data.dev_file} if data.dev_file else {}
+    test = {"test": data.test_file} if data.test_file else {}
+    name = settings["name"] or _task_name(data.train_file)
+    return DataSource(**settings | {"name": name}, train=data.train_file, dev=dev, test=test, table_format=table_format)
+
+
+def _task_name(train_file: str) -> str:
+    """A name for the report: the training file's (its directory's, for a train.* file: emotion/train.txt)."""
+    path = os.path.abspath(train_file)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return os.path.basename(os.path.dirname(path)) if stem.lower().startswith("train") else stem
+
+
+def _preset_metrics(preset, select: str) -> tuple[str, ...]:
+    if not select or select == preset.metrics[0]:
+        return preset.metrics
+    if select not in preset.metrics:
+        raise ConfigError("select_metric", select, f"task {preset.name} reports {', '.join(preset.metrics)}")
+    return (select, *(name for name in preset.metrics if name != select))
+
+
 def prepare_inputs(run: Run) -> RunInputs:
     """Loads the data, builds the student's vocabulary (saved to `student/vocab.txt`) and word vectors
     (cached in `student/embeddings.npz`) and writes `data_stats.json`."""
     started = time.perf_counter()
-    config, task, paths = run.config, run.task, run.paths
-    data = config.data
-    splits = {
-        split: load_split(task, split, data.data_source, data.data_dir, data.tfds_data_dir, data.train_limit)
-        for split in ("train", *task.dev_splits)
-    }
-    train = splits.pop("train")
+    config, paths = run.config, run.paths
+    dataset = load_dataset(data_source(config), config.seed, os.path.join(config.workdir, "data_split.json"))
+    task, train, splits = dataset.task, dataset.train, dataset.dev
     vectors, vocabulary_vectors = vectors_sources(config)
     student = config.student
     vocabulary = build_vocabulary(
@@ -82,15 +148,19 @@ def prepare_inputs(run: Run) -> RunInputs:
     student_inputs_fingerprint = cache.fingerprint(
         {"data": data_fingerprint, "vocabulary": list(vocabulary.tokens), "embeddings": embeddings.summary()}
     )
+    every_split = {"train": train, **splits, **dataset.test}
     stats = {
         "task": task.name,
-        "source": data.data_source,
-        "splits": {"train": statistics(train, task, vocabulary.tokens)}
-        | {split: statistics(examples, task, vocabulary.tokens) for split, examples in splits.items()},
+        "source": config.data.source(),
+        "classes": list(task.label_names),
+        "metrics": list(task.metrics),
+        "splits": {split: statistics(examples, task, vocabulary.tokens) for split, examples in every_split.items()},
         "vocabulary_size": len(vocabulary),
         "embeddings": embeddings.summary(),
         "seconds": round(time.perf_counter() - started, 2),
     }
     if run.chief:
         cache.write_json(os.path.join(config.workdir, "data_stats.json"), stats)
-    return RunInputs(train, splits, vocabulary, embeddings, data_fingerprint, student_inputs_fingerprint, stats)
+    return RunInputs(
+        task, train, splits, dataset.test, vocabulary, embeddings, data_fingerprint, student_inputs_fingerprint, stats
+    )

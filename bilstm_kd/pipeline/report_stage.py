@@ -18,6 +18,7 @@ def _examples_per_second(throughputs: dict[str, dict]) -> dict[str, float]:
 
 def _teacher_entry(run: Run, results: dict[str, Any], texts: tuple) -> dict[str, Any]:
     from bilstm_kd.report import speed
+    from bilstm_kd.teacher import inference
     from bilstm_kd.teacher.model import teacher_size
 
     teacher = run.teacher_model()
@@ -27,8 +28,13 @@ def _teacher_entry(run: Run, results: dict[str, Any], texts: tuple) -> dict[str,
         "batch_1": speed.teacher_batches(teacher.preprocessor, tuple(column[:32] for column in texts), 1),
     }
     embedding = size["embedding_parameters"]
+    test = {
+        split: inference.evaluate_teacher(teacher, examples, run.task, run.config.teacher.label_batch_size)
+        for split, examples in run.inputs.test.items()
+    }
     return {
         "dev": results["teacher"]["dev"],
+        **({"test": test} if test else {}),
         "members": run.config.teacher.teacher_ensemble,
         "parameters": {"embedding": embedding, "non_embedding": size["parameters"] - embedding},
         "file_bytes": directory_bytes(run.paths.teacher),
@@ -37,14 +43,35 @@ def _teacher_entry(run: Run, results: dict[str, Any], texts: tuple) -> dict[str,
     }
 
 
-def _student_entry(run: Run, outputs: dict[str, Any], batches: dict[str, list]) -> dict[str, Any]:
+def _student_entry(run: Run, outputs: dict[str, Any], batches: dict[str, list], in_detail: bool) -> dict[str, Any]:
+    """A student's figures; `in_detail`: also its per-class scores and confusion matrices (the distilled one)."""
+    from bilstm_kd.distill.evaluation import evaluate_student
+    from bilstm_kd.pipeline.student_stages import dev_batches
     from bilstm_kd.report import speed
     from bilstm_kd.student.models import load_student
 
     student = load_student(outputs["student_path"])
     parameters = speed.parameter_counts(student, speed.student_embedding_parameters(student))
+    scored = {"dev": run.inputs.dev, "test": run.inputs.test} if in_detail else {"test": run.inputs.test}
+    scores = {
+        kind: {
+            split: evaluate_student(student, dev_batches(run, examples), run.task, in_detail)
+            for split, examples in splits.items()
+        }
+        for kind, splits in scored.items()
+        if splits
+    }
+    classes = {
+        split: {key: metrics.pop(key) for key in ("per_class", "confusion")}
+        for kind, splits in scores.items()
+        for split, metrics in splits.items()
+        if in_detail
+    }
+    scores.pop("dev", None)  # selection's own figures stay those of the stage
     return {
         "dev": outputs["dev"],
+        **scores,
+        **({"classes": classes} if classes else {}),
         "parameters": {"embedding": parameters["embedding"], "non_embedding": parameters["non_embedding"]},
         "file_bytes": directory_bytes(outputs["student_path"]),
         "throughput": _examples_per_second(speed.throughputs(student, batches, run.timing_seconds)),
@@ -68,11 +95,12 @@ def report(run: Run, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
     for stage, model in (("distill", "student"), ("baseline", "baseline")):
         if stage in results:
-            models[model] = _student_entry(run, results[stage], student_batches)
+            models[model] = _student_entry(run, results[stage], student_batches, in_detail=stage == "distill")
     tflite = results.get("export", {}).get("tflite")
     if tflite:
         models["student_tflite"] = {
             "dev": tflite["dev"],
+            **({"test": tflite["test"]} if "test" in tflite else {}),
             "file_bytes": tflite["bytes"],
             "verification": {k: tflite["verification"][k] for k in ("max_abs_diff", "label_agreement")},
         }
@@ -80,9 +108,13 @@ def report(run: Run, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     report: dict[str, Any] = {
         "task": run.task.name,
         "metrics": list(run.task.metrics),
+        "classes": list(run.task.label_names),
         "models": models,
         "stages": run.stage_seconds,
-        "data": {"train": len(inputs.train), **{split: len(examples) for split, examples in inputs.dev.items()}},
+        "data": {
+            "train": len(inputs.train),
+            **{split: len(examples) for split, examples in (inputs.dev | inputs.test).items()},
+        },
     }
     if "teacher" in models and "student" in models:
         report["speedup"] = {

@@ -34,7 +34,16 @@ def baseline_depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
         "student": dataclasses.asdict(run.config.student),
         "distill": distill,
         "seed": run.student_seed,
+        **selection(run),
     }
+
+
+def selection(run: Run) -> dict[str, Any]:
+    """What selects the best epoch, when --select_metric names it (so runs from before the flag keep their
+    fingerprints); GLUE's F1 also depends on which class is positive."""
+    if not run.config.data.select_metric:
+        return {}
+    return {"select_metric": run.task.metrics[0], "positive_label": run.task.positive_label}
 
 
 def distill_depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
@@ -122,13 +131,14 @@ def _train(run: Run, directory: str, alpha: float, train_batches: Callable[[Run]
             temperature=settings.temperature,
             num_classes=run.task.num_classes,
             task_metrics=run.task.metrics,
+            positive_class=run.task.positive_class,
         )
         distiller.compile(optimizer=make_optimizer(settings.optimizer, settings.learning_rate, settings.rho))
     dev = {split: dev_batches(run, examples) for split, examples in run.inputs.dev.items()}
     summary = train_student(
         distiller,
         distribute.shard_by_data(train_dataset),
-        dev[run.task.dev_splits[0]],
+        next(iter(dev.values())),
         directory,
         epochs=settings.epochs,
         patience=settings.patience,

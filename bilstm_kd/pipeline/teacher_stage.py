@@ -7,6 +7,7 @@ from typing import Any
 
 from bilstm_kd.config import TeacherConfig
 from bilstm_kd.pipeline.context import Run, spec_from
+from bilstm_kd.pipeline.student_stages import selection
 
 
 def fine_tuning_settings(teacher: TeacherConfig):
@@ -32,7 +33,7 @@ def depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
     settings = dataclasses.asdict(run.config.teacher)
     if settings["teacher_ensemble"] == 1:
         settings.pop("teacher_ensemble")  # keeps the fingerprints of runs from before the flag
-    return {"data": run.inputs.data_fingerprint, "teacher": settings, "seed": run.config.seed}
+    return {"data": run.inputs.data_fingerprint, "teacher": settings, "seed": run.config.seed, **selection(run)}
 
 
 def fine_tune(run: Run, results: dict[str, Any]) -> dict[str, Any]:

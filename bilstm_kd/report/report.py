@@ -1,8 +1,9 @@
 """The run report: report.json (the numbers), report.md (the same as tables) and report.png (plots).
 
-The report compares the models of a run side by side: for each, its dev metrics, parameters (embeddings
-and the rest counted separately, as the paper does), file size and inference throughput measured in the
-same process.
+The report compares the models of a run side by side: for each, its dev metrics (and test metrics, when
+the run has a test split), parameters (embeddings and the rest counted separately, as the paper does), file
+size and inference throughput measured in the same process; then the distilled student's precision, recall
+and F1 per class and its confusion matrix (also plotted, as report_confusion.png, up to `PLOTTED_CLASSES`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from bilstm_kd.cache import write_json
 
 REPORT_VERSION = 1
+PLOTTED_CLASSES = 30
 MODEL_ORDER = ("teacher", "student", "baseline", "student_tflite")
 MODEL_NAMES = {
     "teacher": "BERT teacher",
@@ -50,9 +52,13 @@ def _format_number(value: Any, digits: int = 1) -> str:
 
 def render_markdown(report: dict[str, Any]) -> str:
     """report.md: one table of quality, size and speed, then the transfer set and the stage timings."""
-    splits = sorted({split for model in report["models"].values() for split in model["dev"]})
-    metric_columns = [(split, metric) for split in splits for metric in report["metrics"]]
-    header = ["model", *[f"{split} {metric} (%)" for split, metric in metric_columns]]
+    splits = [
+        (kind, split)
+        for kind in ("dev", "test")
+        for split in sorted({split for model in report["models"].values() for split in model.get(kind, {})})
+    ]
+    metric_columns = [(kind, split, metric) for kind, split in splits for metric in report["metrics"]]
+    header = ["model", *[f"{split} {metric} (%)" for _, split, metric in metric_columns]]
     header += [
         "non-embedding params",
         "embedding params",
@@ -68,8 +74,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             continue
         members = model.get("members", 1)
         cells = [MODEL_NAMES[name] + (f" (ensemble of {members})" if members > 1 else "")]
-        for split, metric in metric_columns:
-            value = model["dev"].get(split, {}).get(metric)
+        for kind, split, metric in metric_columns:
+            value = model.get(kind, {}).get(split, {}).get(metric)
             cells.append(_format_number(100 * value if value is not None else None))
         parameters = model.get("parameters", {})
         throughput = model.get("throughput", {})
@@ -91,6 +97,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"TFLite vs Keras student on dev: max abs logit difference {tflite['max_abs_diff']:.2e}, "
             f"predicted labels agree on {100 * tflite['label_agreement']:.2f}%."
         )
+    lines += _class_tables(report)
     transfer = report.get("transfer_set")
     if transfer:
         lines += ["", "## Transfer set", ""]
@@ -99,6 +106,65 @@ def render_markdown(report: dict[str, Any]) -> str:
     for stage, info in report["stages"].items():
         lines.append(f"| {stage} | {info.get('status', '-')} | {_format_number(info.get('seconds'))} |")
     return "\n".join(lines) + "\n"
+
+
+def _class_tables(report: dict[str, Any]) -> list[str]:
+    """The distilled student's per-class scores and confusion matrix of each dev and test split."""
+    lines: list[str] = []
+    names = report.get("classes", [])
+    for split, details in report["models"].get("student", {}).get("classes", {}).items():
+        lines += [
+            "",
+            f"## Distilled student per class: {split}",
+            "",
+            "| class | precision (%) | recall (%) | F1 (%) | support |",
+        ]
+        lines.append("|---|---|---|---|---|")
+        for name, scores in details["per_class"].items():
+            cells = [_format_number(100 * scores[key]) for key in ("precision", "recall", "f1")]
+            lines.append(f"| {name} | {' | '.join(cells)} | {scores['support']:,} |")
+        lines += ["", f"Confusion matrix ({split}): rows are the gold class, columns the predicted one.", ""]
+        lines.append("| gold \\ predicted | " + " | ".join(names) + " |")
+        lines.append("|" + "---|" * (len(names) + 1))
+        lines += [
+            f"| {name} | " + " | ".join(f"{count:,}" for count in row) + " |"
+            for name, row in zip(names, details["confusion"])
+        ]
+    return lines
+
+
+def plot_confusion(report: dict[str, Any], path: str) -> str | None:
+    """report_confusion.png: the distilled student's confusion matrices, rows normalised to the gold class;
+    None when there is none or the task has more than `PLOTTED_CLASSES` classes."""
+    details = report["models"].get("student", {}).get("classes", {})
+    names = report.get("classes", [])
+    if not details or len(names) > PLOTTED_CLASSES:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    size = 2.5 + 0.35 * len(names)
+    figure, axes = plt.subplots(1, len(details), figsize=(size * len(details), size), squeeze=False)
+    for axis, (split, values) in zip(axes[0], details.items()):
+        counts = np.asarray(values["confusion"], dtype=float)
+        shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+        axis.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+        axis.set_yticks(range(len(names)), names, fontsize=7)
+        axis.set_xlabel("predicted")
+        axis.set_ylabel("gold")
+        axis.set_title(f"Distilled student, {split}")
+        if len(names) <= 12:
+            for (row, column), count in np.ndenumerate(counts):
+                color = "white" if shares[row, column] > 0.5 else "black"
+                axis.text(column, row, f"{int(count)}", ha="center", va="center", fontsize=7, color=color)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
 
 
 def plot(report: dict[str, Any], path: str) -> str:
@@ -151,4 +217,7 @@ def write_report(report: dict[str, Any], directory: str) -> dict[str, str]:
     with open(paths["md"], "w", encoding="utf-8") as file:
         file.write(render_markdown(report))
     plot(report, paths["png"])
+    confusion = plot_confusion(report, os.path.join(directory, "report_confusion.png"))
+    if confusion:
+        paths["confusion"] = confusion
     return paths

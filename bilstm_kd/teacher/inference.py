@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import weakref
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import keras
 import keras_hub
@@ -250,8 +250,10 @@ def teacher_logits(teacher: BertTeacher, *texts: Sequence[str], batch_size: int 
 
 
 def evaluate_teacher(
-    teacher: BertTeacher, examples: TextExamples, task: Task, batch_size: int = 256
-) -> dict[str, float]:
-    """The task's dev metrics of the teacher (the same `task.evaluate` the students are scored with)."""
+    teacher: BertTeacher, examples: TextExamples, task: Task, batch_size: int = 256, in_detail: bool = False
+) -> dict[str, Any]:
+    """The task's metrics of the teacher on `examples` (the same `task.evaluate` the students are scored with;
+    `in_detail`: `task.evaluate_in_detail`)."""
     logits = teacher_logits(teacher, *examples.texts, batch_size=batch_size)
-    return task.evaluate(np.asarray(examples.labels), np.argmax(logits, axis=-1))
+    evaluate = task.evaluate_in_detail if in_detail else task.evaluate
+    return evaluate(np.asarray(examples.labels), np.argmax(logits, axis=-1))

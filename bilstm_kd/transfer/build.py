@@ -68,12 +68,9 @@ def transfer_fingerprint_values(
 def _check_inputs(train: ExamplesLike, task: Task) -> tuple[list[list[str]], np.ndarray]:
     columns = [[str(text) for text in np.asarray(column).tolist()] for column in train.texts]
     labels = np.asarray(train.labels)
-    expected = len(task.text_columns)
+    expected = 2 if task.is_pair else 1
     if len(columns) != expected:
-        raise ValueError(
-            f"Task {task.name!r} has {expected} text column(s) ({', '.join(task.text_columns)}); "
-            f"the training examples have {len(columns)}"
-        )
+        raise ValueError(f"Task {task.name!r} has {expected} text column(s); the training examples have {len(columns)}")
     if any(len(column) != len(labels) for column in columns):
         raise ValueError(
             f"Every text column needs one text per label: {len(labels)} labels, column lengths "
