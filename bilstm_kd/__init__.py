@@ -1,6 +1,7 @@
 """bilstm_kd: distil a task-specific BERT into small, fast BiLSTM classifiers (Tang et al., 2019).
 
     from bilstm_kd import Distiller, BiLSTMClassifier, SiameseBiLSTMClassifier, WordTokenizer, RunConfig
+    labels = bilstm_kd.load_classifier("runs/mine").predict(["What a great phone!"]).labels
 
 Names are imported on first use, so `python -m bilstm_kd.main` validates its flags before TensorFlow loads.
 """
@@ -20,6 +21,7 @@ _EXPORTS = {
     "Vocabulary": "bilstm_kd.text.vocab",
     "WordTokenizer": "bilstm_kd.text.vocab",
     "run": "bilstm_kd.pipeline.runner",
+    "load_classifier": "bilstm_kd.classifier",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from bilstm_kd import cache
-from bilstm_kd.data.tables import DataError, Table, TableFormat, read_table
+from bilstm_kd.data.tables import EXTENSIONS, DataError, Table, TableFormat, decode_file, read_table
 from bilstm_kd.data.tasks import Task, default_metrics
 
 DEMO_PACKAGE = "bilstm_kd.data.demo"
@@ -174,6 +174,37 @@ def load_dataset(source: DataSource, seed: int = 0, split_record: str = "") -> D
     metrics = source.metrics or default_metrics(len(label_names), source.positive_label)
     task = Task(source.name, tuple(label_names), len(source.text_columns) == 2, metrics, source.positive_label)
     return Dataset(task, train.take(source.train_limit), dev, test, held_out)
+
+
+def read_examples(
+    path: str,
+    text_columns: tuple[str, ...],
+    label_column: str,
+    label_names: Sequence[str],
+    table_format: TableFormat | None = None,
+) -> Examples:
+    """One labelled file read with a known class order (a trained model's): a label outside `label_names`
+    is an error naming its line."""
+    source = DataSource("", path, text_columns, label_column, table_format=table_format or TableFormat())
+    return _file_reader(source)(path).examples(label_names, "model's")
+
+
+def read_texts(path: str, text_columns: tuple[str, ...], table_format: TableFormat | None = None) -> list[list[str]]:
+    """The texts to classify: the `text_columns` of a CSV, TSV, JSON Lines or Parquet file, or, for any other
+    file (or "-", standard input), one text per line (a pair as two tab-separated texts). Empty texts stay."""
+    table_format = table_format or TableFormat()
+    if path == "-" or (table_format.format == "auto" and os.path.splitext(path)[1].lower() not in EXTENSIONS):
+        import sys
+
+        text = sys.stdin.read() if path == "-" else decode_file(path, table_format.encoding)
+        rows = [line.split("\t") if len(text_columns) == 2 else [line] for line in text.splitlines()]
+        for number, row in enumerate(rows, start=1):
+            if len(row) != len(text_columns):
+                raise DataError(f"{path}, line {number}: a pair needs two tab-separated texts, found {len(row)}")
+        return [[row[i].strip() for row in rows] for i in range(len(text_columns))]
+    table = read_table(path, table_format)
+    flags = ("text_column", "text_pair_column")
+    return [["" if v is None else str(v).strip() for v in table.column(c, f)] for c, f in zip(text_columns, flags)]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ import os
 from typing import Any
 
 FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet")
-_EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 
 
 class DataError(ValueError):
@@ -56,12 +56,12 @@ class TableFormat:
         if self.format != "auto":
             return self.format
         extension = os.path.splitext(path)[1].lower()
-        if extension not in _EXTENSIONS:
+        if extension not in EXTENSIONS:
             raise DataError(
                 f"{path}: cannot tell the format from the extension {extension!r}; name it with "
                 f"--data_format ({', '.join(FORMATS[1:])})"
             )
-        return _EXTENSIONS[extension]
+        return EXTENSIONS[extension]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +106,7 @@ def read_table(path: str | os.PathLike, table_format: TableFormat | None = None)
     if file_format == "parquet":
         table = _read_parquet(path)
     else:
-        text = _decode(path, table_format.encoding)
+        text = decode_file(path, table_format.encoding)
         table = (
             _read_jsonl(path, text)
             if file_format == "jsonl"
@@ -117,7 +117,8 @@ def read_table(path: str | os.PathLike, table_format: TableFormat | None = None)
     return table
 
 
-def _decode(path: str, encoding: str) -> str:
+def decode_file(path: str, encoding: str) -> str:
+    """The text of a file; a byte invalid in `encoding` is an error naming its line."""
     with open(path, "rb") as file:
         data = file.read()
     if encoding.replace("_", "-").lower() in ("utf-8", "utf8") and data.startswith(b"\xef\xbb\xbf"):

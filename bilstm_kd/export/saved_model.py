@@ -39,7 +39,8 @@ def export_saved_model(
     max_length: int,
     path: str | os.PathLike,
 ) -> str:
-    """Writes the student with its tokenizer as a SavedModel: raw strings in, probabilities and label out.
+    """Writes the student with its tokenizer as a SavedModel: raw strings in, probabilities and label out
+    (`serve`), and the class names in class-id order (`labels`, no inputs).
 
     Args:
         student: the trained student (`distiller.student`, not the distiller).
@@ -72,17 +73,18 @@ def export_saved_model(
     archive.track(tokenizer)
     if task.is_pair:
 
-        def serve(text_a, text_b):
+        def serve_texts(text_a, text_b):
             return outputs(student((tokenizer(text_a), tokenizer(text_b)), training=False))
 
         signature = [tf.TensorSpec([None], tf.string, name=name) for name in TEXT_INPUTS]
     else:
 
-        def serve(text):
+        def serve_texts(text):
             return outputs(student(tokenizer(text), training=False))
 
         signature = [tf.TensorSpec([None], tf.string, name="text")]
-    archive.add_endpoint(name="serve", fn=serve, input_signature=signature)
+    archive.add_endpoint(name="serve", fn=serve_texts, input_signature=signature)
+    archive.add_endpoint(name="labels", fn=lambda: label_names, input_signature=[])  # the class names, in order
     path = os.fspath(path)
     archive.write_out(path, verbose=False)
     return path
@@ -91,10 +93,11 @@ def export_saved_model(
 def saved_model_predict(path: str | os.PathLike, texts: TextInputs) -> dict[str, np.ndarray]:
     """Runs an exported SavedModel's `serve` signature on raw strings (pairs: `(texts_a, texts_b)`)."""
     loaded = tf.saved_model.load(os.fspath(path))
-    return _serve(loaded, texts)
+    return serve(loaded, texts)
 
 
-def _serve(loaded: Any, texts: TextInputs) -> dict[str, np.ndarray]:
+def serve(loaded: Any, texts: TextInputs) -> dict[str, np.ndarray]:
+    """A loaded SavedModel's `serve` outputs for raw strings (pairs: `(texts_a, texts_b)`), as NumPy arrays."""
     pair = "text_a" in loaded.signatures["serve"].structured_input_signature[1]
     columns = as_text_batches(texts, pair)
     result = loaded.serve(*(tf.constant(list(column), tf.string) for column in columns))
@@ -127,7 +130,7 @@ def verify_saved_model(
     for batch_size in batch_sizes:
         repeats = -(-batch_size // len(columns[0]))
         batch = tuple(np.tile(column, repeats)[:batch_size] for column in columns)
-        exported = _serve(loaded, batch if pair else batch[0])
+        exported = serve(loaded, batch if pair else batch[0])
         ids = tuple(tokenizer(tf.constant(list(column), tf.string)) for column in batch)
         logits = student(ids if pair else ids[0], training=False)
         probabilities = tf.nn.softmax(logits, axis=-1).numpy()

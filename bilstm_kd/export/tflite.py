@@ -185,10 +185,18 @@ def tflite_predict(path: str | os.PathLike, ids: np.ndarray | tuple[np.ndarray, 
     return runner(**feeds)["logits"]
 
 
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The `<name>.metadata.json` written beside a `.tflite` model by `export_tflite`."""
+    side_file = metadata_path(path)
+    if not os.path.exists(side_file):
+        raise FileNotFoundError(f"{side_file} is missing: it is written beside {os.fspath(path)} by export_tflite")
+    with open(side_file, encoding="utf-8") as file:
+        return json.load(file)
+
+
 def tflite_predict_texts(path: str | os.PathLike, texts: TextInputs) -> np.ndarray:
     """TFLite logits for raw strings, tokenized from the `vocab.txt` and metadata written beside the model."""
-    with open(metadata_path(path), encoding="utf-8") as file:
-        metadata = json.load(file)
+    metadata = read_metadata(path)
     vocabulary = Vocabulary.load(os.path.join(os.path.dirname(os.fspath(path)) or ".", metadata["vocabulary_file"]))
     tokenizer = WordTokenizer(vocabulary.tokens, metadata["max_length"], pad_to_max_length=True)
     columns = as_text_batches(texts, len(metadata["inputs"]) == 2)

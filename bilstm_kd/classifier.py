@@ -1,0 +1,117 @@
+"""A trained classifier from its export: raw text in, labels and probabilities out.
+
+    from bilstm_kd import load_classifier
+    classifier = load_classifier("runs/mine")          # a run directory, its export/ or one exported model
+    predictions = classifier.predict(["I loved it!", "Where is my card?"])
+    predictions.labels, predictions.probabilities     # class names; [texts, classes], columns in label_names
+
+Both exports give the same answers: the SavedModel tokenizes inside the graph, the TFLite model is fed ids
+from the same tokenizer (`text.vocab.WordTokenizer`) built from the files written beside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+KINDS = ("auto", "saved_model", "tflite")
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictions:
+    """Per text: `labels` (class names), `label_ids` and `probabilities` (columns in `label_names` order)."""
+
+    labels: list[str]
+    label_ids: np.ndarray
+    probabilities: np.ndarray
+    label_names: tuple[str, ...]
+
+
+class Classifier:
+    """An exported student. Build it with `load_classifier`.
+
+    Attributes:
+        path: the SavedModel directory or `.tflite` file.
+        kind: "saved_model" or "tflite".
+        label_names: the classes, in class-id order.
+        is_pair: whether it classifies pairs of texts (`predict(texts_a, texts_b)`).
+    """
+
+    def __init__(self, path: str, kind: str):
+        self.path, self.kind = path, kind
+        if kind == "saved_model":
+            import tensorflow as tf
+
+            self._loaded = tf.saved_model.load(path)
+            if not hasattr(self._loaded, "labels"):
+                raise FileNotFoundError(f"{path} has no `labels` endpoint: re-export it with this version")
+            self.label_names = tuple(name.decode("utf-8") for name in self._loaded.labels().numpy())
+            self.is_pair = "text_a" in self._loaded.signatures["serve"].structured_input_signature[1]
+        else:
+            from bilstm_kd.export.tflite import read_metadata
+
+            metadata = read_metadata(path)
+            self.label_names = tuple(metadata["labels"])
+            self.is_pair = len(metadata["inputs"]) == 2
+
+    def predict(self, texts: Sequence[str], texts_b: Sequence[str] | None = None, batch_size: int = 512) -> Predictions:
+        """Classifies `texts` (pairs: `texts` with `texts_b`), `batch_size` at a time."""
+        if self.is_pair != (texts_b is not None):
+            raise ValueError(f"{self.path} classifies {'pairs: pass texts_b' if self.is_pair else 'single texts'}")
+        columns = [list(texts)] + ([list(texts_b)] if texts_b is not None else [])
+        if len({len(column) for column in columns}) != 1:
+            raise ValueError(f"texts and texts_b differ in length: {len(columns[0])} and {len(columns[1])}")
+        batches = [
+            self._probabilities([column[start : start + batch_size] for column in columns])
+            for start in range(0, len(columns[0]), batch_size)
+        ]
+        probabilities = np.concatenate(batches) if batches else np.zeros((0, len(self.label_names)), "float32")
+        label_ids = np.argmax(probabilities, axis=-1)
+        return Predictions([self.label_names[i] for i in label_ids], label_ids, probabilities, self.label_names)
+
+    def _probabilities(self, columns: list[list[str]]) -> np.ndarray:
+        texts = tuple(columns) if self.is_pair else columns[0]
+        if self.kind == "saved_model":
+            from bilstm_kd.export.saved_model import serve
+
+            return serve(self._loaded, texts)["probabilities"]
+        from bilstm_kd.export.tflite import tflite_predict_texts
+
+        logits = tflite_predict_texts(self.path, texts)
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def find_model(path: str | os.PathLike, kind: str = "auto") -> tuple[str, str]:
+    """The exported model at `path`, a run directory, its `export/` directory, a SavedModel directory or a
+    `.tflite` file: `(model path, kind)`. "auto" prefers the SavedModel."""
+    if kind not in KINDS:
+        raise ValueError(f"Unknown model kind {kind!r}; kinds: {', '.join(KINDS)}")
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        if not path.endswith(".tflite"):
+            raise FileNotFoundError(f"{path} is a file but not a .tflite model")
+        return path, "tflite"
+    candidates = {
+        "saved_model": [path, os.path.join(path, "saved_model"), os.path.join(path, "export", "saved_model")],
+        "tflite": [os.path.join(path, "student.tflite"), os.path.join(path, "export", "student.tflite")],
+    }
+    kinds = ("saved_model", "tflite") if kind == "auto" else (kind,)
+    for candidate_kind in kinds:
+        for candidate in candidates[candidate_kind]:
+            found = os.path.isfile(os.path.join(candidate, "saved_model.pb")) or candidate.endswith(".tflite")
+            if found and os.path.exists(candidate):
+                return candidate, candidate_kind
+    wanted = " or ".join(kinds)
+    raise FileNotFoundError(
+        f"No exported {wanted} model at {path}: give a run directory whose export stage has run (export/), "
+        "a SavedModel directory or a .tflite file"
+    )
+
+
+def load_classifier(path: str | os.PathLike, kind: str = "auto") -> Classifier:
+    """The exported classifier at `path` (see `find_model`)."""
+    return Classifier(*find_model(path, kind))
