@@ -89,6 +89,7 @@ class DataSource:
         label_names: the class order; empty: the sorted training labels (numerically when all are integers).
         positive_label: the class binary F1 scores (empty: no F1).
         metrics: the metrics, the first selecting models; empty: `default_metrics`.
+        select_metric: with `metrics` empty, the metric that selects models (empty: accuracy).
         table_format: how to read the files.
         tfds_name: a TensorFlow Datasets name; then `train`, `dev` and `test` are split names.
         tfds_data_dir: the TFDS data directory (empty: TFDS' default).
@@ -105,6 +106,7 @@ class DataSource:
     label_names: tuple[str, ...] = ()
     positive_label: str = ""
     metrics: tuple[str, ...] = ()
+    select_metric: str = ""
     table_format: TableFormat = dataclasses.field(default_factory=TableFormat)
     tfds_name: str = ""
     tfds_data_dir: str = ""
@@ -153,6 +155,9 @@ def load_dataset(source: DataSource, seed: int = 0, split_record: str = "") -> D
             reused while the training data is unchanged, so a resumed run holds out the same rows).
     """
     read = _tfds_reader(source) if source.tfds_name else _file_reader(source)
+    if source.tfds_name:
+        dev_splits, test_splits = _tfds_splits(source)
+        source = dataclasses.replace(source, dev=dev_splits, test=test_splits)
     train_raw = read(source.train)
     label_names = source.label_names or train_raw.class_order or _label_order(train_raw.labels)
     if len(label_names) < 2:
@@ -171,7 +176,10 @@ def load_dataset(source: DataSource, seed: int = 0, split_record: str = "") -> D
         train, dev_examples, held_out = _held_out(train, source, seed, split_record)
         dev = {"dev": dev_examples}
     test = {name: read(where).examples(label_names, known) for name, where in source.test.items()}
-    metrics = source.metrics or default_metrics(len(label_names), source.positive_label)
+    try:
+        metrics = source.metrics or default_metrics(len(label_names), source.positive_label, source.select_metric)
+    except ValueError as error:
+        raise DataError(f"--select_metric={source.select_metric}: {error} ({train_raw.origin})") from None
     task = Task(source.name, tuple(label_names), len(source.text_columns) == 2, metrics, source.positive_label)
     return Dataset(task, train.take(source.train_limit), dev, test, held_out)
 
@@ -316,21 +324,41 @@ def _held_out(train: Examples, source: DataSource, seed: int, split_record: str)
     return train.select(keep), train.select(dev_rows, origin), recorded
 
 
+def _tfds_builder(source: DataSource):
+    """The prepared TFDS builder of `source` (downloaded and prepared when it is not yet)."""
+    import tensorflow_datasets as tfds
+
+    name = source.tfds_name
+    try:
+        builder = tfds.builder(name, data_dir=source.tfds_data_dir or None)
+        builder.download_and_prepare()
+        return builder
+    except Exception as error:  # TFDS raises many kinds of errors when offline
+        raise DataError(
+            f"Could not load TensorFlow Datasets {name} from {source.tfds_data_dir or 'the default TFDS directory'}: "
+            f"{error}. Offline, prepare the dataset in a --tfds_data_dir on a machine with internet, or give the "
+            "data as files (--train_file)."
+        ) from error
+
+
+def _tfds_splits(source: DataSource) -> tuple[dict[str, str], dict[str, str]]:
+    """`source`'s dev and test splits that its TFDS dataset has (a missing dev split is then held out)."""
+    available = set(_tfds_builder(source).info.splits)
+    return tuple(
+        {name: split for name, split in splits.items() if split in available} for splits in (source.dev, source.test)
+    )
+
+
 def _tfds_reader(source: DataSource):
+    builder = _tfds_builder(source)
+
     def read(split: str) -> _RawSplit:
         import tensorflow_datasets as tfds
 
         name = source.tfds_name
-        try:
-            builder = tfds.builder(name, data_dir=source.tfds_data_dir or None)
-            builder.download_and_prepare()
-            dataset = builder.as_dataset(split=split)
-        except Exception as error:  # TFDS raises many kinds of errors when offline
-            raise DataError(
-                f"Could not load TensorFlow Datasets {name} (split {split}) from "
-                f"{source.tfds_data_dir or 'the default TFDS directory'}: {error}. Offline, prepare the dataset in "
-                "a --tfds_data_dir on a machine with internet, or give the data as files (--train_file)."
-            ) from error
+        if split not in builder.info.splits:
+            raise DataError(f"TFDS {name} has no split {split!r}; its splits are {', '.join(builder.info.splits)}")
+        dataset = builder.as_dataset(split=split)
         features = builder.info.features
         for key in (*source.text_columns, source.label_column):
             if key not in features:

@@ -10,6 +10,7 @@ pairs, with `targets` a dict of `teacher_logits` (transfer set), `label` and `ha
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from bilstm_kd.text.vocab import WordTokenizer
@@ -90,6 +91,20 @@ def _sequence_length(inputs, targets) -> tf.Tensor:
     return tf.shape(inputs)[0]
 
 
+def bucketed_batch_count(examples: tf.data.Dataset, boundaries: list[int], batch_size: int) -> int:
+    """How many batches `bucket_by_sequence_length` makes of `examples`: each bucket yields its full batches and
+    then one partial batch, whatever the order, so the count is the sum over buckets of ceil(size / batch).
+    One pass over the lengths (over a cached dataset, it fills the cache the first epoch then reads)."""
+    lengths = [chunk.numpy() for chunk in examples.map(_sequence_length).batch(65_536)]
+    if not lengths:
+        return 0
+    buckets = np.digitize(
+        np.concatenate(lengths), boundaries
+    )  # bucket i holds boundaries[i-1] <= length < boundaries[i]
+    sizes = np.bincount(buckets, minlength=len(boundaries) + 1)
+    return int(np.sum(-(-sizes // batch_size)))
+
+
 def batch_for_student(
     examples: tf.data.Dataset,
     batch_size: int,
@@ -130,6 +145,10 @@ def batch_for_student(
         boundaries = list(range(bucket_width + 1, max_length + 1, bucket_width))
         batches = examples.bucket_by_sequence_length(
             _sequence_length, bucket_boundaries=boundaries, bucket_batch_sizes=[batch_size] * (len(boundaries) + 1)
+        )
+        # Bucketing hides the number of batches from tf.data (and Keras' progress bar shows "48/Unknown").
+        batches = batches.apply(
+            tf.data.experimental.assert_cardinality(bucketed_batch_count(examples, boundaries, batch_size))
         )
         if shuffle:
             # Buckets fill at different rates; mixing finished batches keeps lengths from arriving in runs.

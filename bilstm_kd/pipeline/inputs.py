@@ -73,6 +73,7 @@ def data_source(config: RunConfig, split_record_dir: str = "") -> DataSource:
         "label_names": data.names(data.label_names) or (preset.label_names if preset else ()),
         "positive_label": data.positive_label or (preset.positive_label if preset else ""),
         "metrics": _preset_metrics(preset, data.select_metric) if preset else (),
+        "select_metric": data.select_metric,
         "dev_fraction": data.dev_fraction,
         "train_limit": data.train_limit,
     }

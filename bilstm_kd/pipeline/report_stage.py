@@ -29,7 +29,9 @@ def _teacher_entry(run: Run, results: dict[str, Any], texts: tuple) -> dict[str,
     }
     embedding = size["embedding_parameters"]
     test = {
-        split: inference.evaluate_teacher(teacher, examples, run.task, run.config.teacher.label_batch_size)
+        split: inference.evaluate_teacher(
+            teacher, examples, run.task, run.config.teacher.label_batch_size, verbose=run.verbose
+        )
         for split, examples in run.inputs.test.items()
     }
     return {

@@ -117,7 +117,8 @@ class _SelectBestTeacher(SelectBestOnDev):
         self.history: list[dict[str, float]] = []
 
     def score(self, epoch: int, logs: dict[str, Any]) -> float:
-        logits = encoded_logits(self.model, self.dev, self.batch_size)
+        progress = keras.utils.Progbar(len(self.dev), unit_name="example") if self.verbose else None
+        logits = encoded_logits(self.model, self.dev, self.batch_size, progress)
         self.last_metrics = self.task.evaluate(self.dev_labels, np.argmax(logits, axis=-1))
         self.history.append({"epoch": epoch + 1, **logs, **{f"dev_{k}": v for k, v in self.last_metrics.items()}})
         return self.last_metrics[self.task.metrics[0]]

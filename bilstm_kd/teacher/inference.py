@@ -250,10 +250,15 @@ def teacher_logits(teacher: BertTeacher, *texts: Sequence[str], batch_size: int 
 
 
 def evaluate_teacher(
-    teacher: BertTeacher, examples: TextExamples, task: Task, batch_size: int = 256, in_detail: bool = False
+    teacher: BertTeacher,
+    examples: TextExamples,
+    task: Task,
+    batch_size: int = 256,
+    in_detail: bool = False,
+    verbose: int = 0,
 ) -> dict[str, Any]:
     """The task's metrics of the teacher on `examples` (the same `task.evaluate` the students are scored with;
-    `in_detail`: `task.evaluate_in_detail`)."""
-    logits = teacher_logits(teacher, *examples.texts, batch_size=batch_size)
+    `in_detail`: `task.evaluate_in_detail`; `verbose`: a progress bar)."""
+    logits = teacher_logits(teacher, *examples.texts, batch_size=batch_size, verbose=verbose)
     evaluate = task.evaluate_in_detail if in_detail else task.evaluate
     return evaluate(np.asarray(examples.labels), np.argmax(logits, axis=-1))

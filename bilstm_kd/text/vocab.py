@@ -3,8 +3,11 @@
 `tokenize` is the one implementation of the student's tokenization. It is made of TensorFlow string ops,
 so the same code runs eagerly, inside `tf.data` pipelines and inside the exported SavedModel. It matches
 GLUE's already-tokenized text (lowercased words, punctuation and clitics such as "'s" and "n't" split off)
-and brings raw text to the same form. `[MASK]` (any case) stays one token: augmentation writes it into
-the transfer set.
+and brings raw text to the same form: "It's GREAT!!!" -> it 's great !!!, "don't" -> do n't. Accented
+letters and emoji stay as they are (a run of emoji or of punctuation is one token), a web address becomes
+the word `url` and an e-mail address `email` (each one is otherwise a word seen once), and a number keeps
+its decimal point or thousands separator (3.5, 1,000). `[MASK]` (any case) stays one token: augmentation
+writes it into the transfer set.
 """
 
 from __future__ import annotations
@@ -30,9 +33,12 @@ _MASK_PLACEHOLDER = "\ue000"
 TOKENIZATION_RULES = (
     ("lowercase", "utf-8"),
     ("replace", r"\[mask\]", f" {_MASK_PLACEHOLDER} "),
+    ("replace", r"(?:https?://|www\.)\S+", " url "),
+    ("replace", r"[\pL\pN._%+\-]+@[\pL\pN\-]+(?:\.[\pL\pN\-]+)+", " email "),
     ("replace", r"(\pL)n't\b", r"\1 n't"),
     ("replace", r"(\pL)'(s|re|ll|ve|d|m)\b", r"\1 '\2"),
     ("replace", rf"([^\pL\pN\s'_\-{_MASK_PLACEHOLDER}]+)", r" \1 "),
+    ("replace", r"(\pN) ([.,]) (\pN)", r"\1\2\3"),
     ("split", "whitespace"),
     ("token", _MASK_PLACEHOLDER, MASK),
 )

@@ -5,9 +5,16 @@ import numpy as np
 import pytest
 from conftest import tiny_student
 
-from bilstm_kd.data.tasks import f1
 from bilstm_kd.distill.distiller import Distiller
-from bilstm_kd.distill.metrics import PositiveClassF1
+from bilstm_kd.data.tasks import Task
+from bilstm_kd.distill.metrics import TaskMetric
+
+
+def f1(labels, predictions):
+    """F1 of class 1, written out independently of the code under test."""
+    true_positives = np.sum((labels == 1) & (predictions == 1))
+    return 2 * true_positives / (np.sum(labels == 1) + np.sum(predictions == 1))
+
 
 RNG = np.random.default_rng(0)
 STUDENT_LOGITS = RNG.normal(size=(4, 3)).astype("float32")
@@ -125,9 +132,21 @@ def test_evaluation_on_gold_labels_logs_only_what_it_can_measure():
 def test_positive_class_f1_matches_the_task_metric():
     labels = np.array([1, 0, 1, 1, 0, 0])
     predictions = np.array([1, 1, 0, 1, 0, 1])
-    metric = PositiveClassF1()
+    metric = TaskMetric("f1", num_classes=2, positive_class=1)
     metric.update_state(labels, np.eye(2)[predictions])
     assert float(metric.result()) == pytest.approx(f1(labels, predictions))
+
+
+def test_macro_f1_during_training_equals_evaluation():
+    student = tiny_student(12, num_classes=3)
+    distiller = Distiller(student, task_metrics=("macro_f1", "accuracy"))
+    distiller.compile(optimizer="sgd")
+    labels = np.array([0, 1, 2, 2])
+    results = distiller.evaluate(IDS, {"label": labels}, return_dict=True, verbose=0, batch_size=3)
+    task = Task("three", ("a", "b", "c"), metrics=("macro_f1", "accuracy"))
+    expected = task.evaluate(labels, student(IDS).numpy().argmax(-1))
+    assert results["macro_f1"] == pytest.approx(expected["macro_f1"], abs=1e-6)
+    assert results["accuracy"] == pytest.approx(expected["accuracy"], abs=1e-6)
 
 
 def test_call_is_the_student():

@@ -25,6 +25,14 @@ def words(text):
         ("`` quoted '' -- indeed", "`` quoted '' -- indeed"),
         ("the [MASK]. [mask] [Mask]", "the [MASK] . [MASK] [MASK]"),
         ("", ""),
+        # Raw text as users write it: case, clitics, runs of punctuation, accents, emoji, addresses, numbers.
+        ("Don't! It's GREAT!!!", "do n't ! it 's great !!!"),
+        ("Café crème, naïve RÉSUMÉ", "café crème , naïve résumé"),
+        ("love it 😀😀 ok👍", "love it 😀😀 ok 👍"),
+        ("see https://example.com/a?b=1, or www.x.org now", "see url or url now"),
+        ("mail Bob.Smith@x.co.uk today", "mail email today"),
+        ("3.5 stars from 1,000 fans.", "3.5 stars from 1,000 fans ."),
+        ("  tabs\tand\nnew lines  ", "tabs and new lines"),
     ],
 )
 def test_tokenize(text, expected):
