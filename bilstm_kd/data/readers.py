@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -202,8 +203,6 @@ def read_texts(path: str, text_columns: tuple[str, ...], table_format: TableForm
     file (or "-", standard input), one text per line (a pair as two tab-separated texts). Empty texts stay."""
     table_format = table_format or TableFormat()
     if path == "-" or (table_format.format == "auto" and os.path.splitext(path)[1].lower() not in EXTENSIONS):
-        import sys
-
         text = sys.stdin.read() if path == "-" else decode_file(path, table_format.encoding)
         rows = [line.split("\t") if len(text_columns) == 2 else [line] for line in text.splitlines()]
         for number, row in enumerate(rows, start=1):
@@ -222,7 +221,7 @@ class _RawSplit:
     origin: str
     texts: tuple[np.ndarray, ...]
     labels: list[str]
-    where: Any  # row index -> "<file>, line N"
+    where: Callable[[int], str]  # row index -> "<file>, line N"
     class_order: tuple[str, ...] = ()  # a TFDS ClassLabel's names
 
     def examples(self, label_names: Sequence[str], known_from: str) -> Examples:

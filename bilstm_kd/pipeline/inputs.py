@@ -59,9 +59,9 @@ def vectors_sources(config: RunConfig) -> tuple[VectorsSource, VectorsSource]:
     return vectors, dataclasses.replace(vectors, name=student.vocab_source, file_format="auto")
 
 
-def data_source(config: RunConfig, split_record_dir: str = "") -> DataSource:
-    """Where the data flags say the task's data is: files, a GLUE directory or TFDS (a GLUE `--task` presets
-    the columns, labels and metrics), or the demo corpus."""
+def data_source(config: RunConfig) -> DataSource:
+    """Where the data flags say the task's data is: files, a GLUE directory or TFDS, or the demo corpus. A GLUE
+    `--task` presets the columns, labels and metrics; flags the user gives win over the preset's."""
     data = config.data
     source = data.source()
     preset = get_preset(data.task or "sst2") if data.task or source == "demo" else None
@@ -77,36 +77,30 @@ def data_source(config: RunConfig, split_record_dir: str = "") -> DataSource:
         "dev_fraction": data.dev_fraction,
         "train_limit": data.train_limit,
     }
+    if source == "tfds" and preset and not data.tfds_name:  # glue/<task>
+        settings["text_columns"] = text_columns or preset.tfds_text_keys
+        dev = dict(zip(preset.dev_splits, preset.tfds_dev_splits))
+        return DataSource(
+            **settings, train="train", dev=dev, tfds_name=f"glue/{preset.name}", tfds_data_dir=data.tfds_data_dir
+        )
     if source == "tfds":
         train, dev, test = data.names(data.tfds_splits)
-        if preset and not data.tfds_name:
-            dev_splits = dict(zip(preset.dev_splits, preset.tfds_dev_splits))
-            return DataSource(
-                **settings | {"text_columns": text_columns or preset.tfds_text_keys},
-                train="train",
-                dev=dev_splits,
-                tfds_name=f"glue/{preset.name}",
-                tfds_data_dir=data.tfds_data_dir,
-            )
-        name = data.tfds_name
-        return DataSource(
-            **settings | {"name": settings["name"] or name},
-            train=train, dev={"dev": dev} if dev else {}, test={"test": test} if test else {},
-            tfds_name=name, tfds_data_dir=data.tfds_data_dir,
-        )  # fmt: skip
+        settings["name"] = settings["name"] or data.tfds_name
+        splits = {"dev": {"dev": dev} if dev else {}, "test": {"test": test} if test else {}}
+        return DataSource(**settings, **splits, train=train, tfds_name=data.tfds_name, tfds_data_dir=data.tfds_data_dir)
     if source in ("glue", "demo"):
-        files = {split: os.path.join(data.data_dir, f"{split}.tsv") for split in ("train", *preset.dev_splits)}
         if source == "demo":
             files = {split: demo_file(split) for split in ("train", "dev")}
-        table_format = TableFormat(format="tsv")
-        return DataSource(**settings, train=files.pop("train"), dev=files, table_format=table_format)
+        else:
+            files = {split: os.path.join(data.data_dir, f"{split}.tsv") for split in ("train", *preset.dev_splits)}
+        return DataSource(**settings, train=files.pop("train"), dev=files, table_format=TableFormat(format="tsv"))
     table_format = TableFormat(
         data.data_format, data.delimiter, data.header, data.names(data.column_names), data.encoding
     )
+    settings["name"] = settings["name"] or _task_name(data.train_file)
     dev = {"dev": data.dev_file} if data.dev_file else {}
     test = {"test": data.test_file} if data.test_file else {}
-    name = settings["name"] or _task_name(data.train_file)
-    return DataSource(**settings | {"name": name}, train=data.train_file, dev=dev, test=test, table_format=table_format)
+    return DataSource(**settings, train=data.train_file, dev=dev, test=test, table_format=table_format)
 
 
 def _task_name(train_file: str) -> str:

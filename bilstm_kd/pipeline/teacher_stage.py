@@ -53,7 +53,9 @@ def fine_tune(run: Run, results: dict[str, Any]) -> dict[str, Any]:
     if config.distribute.strategy == "default":
         run.teacher = model  # otherwise `Run.teacher_model` loads it onto this worker's devices
     dev_metrics = {
-        split: inference.evaluate_teacher(model, examples, run.task, config.teacher.label_batch_size, verbose=run.verbose)
+        split: inference.evaluate_teacher(
+            model, examples, run.task, config.teacher.label_batch_size, verbose=run.verbose
+        )
         for split, examples in run.inputs.dev.items()
     }
     run.log(f"[teacher] dev: {dev_metrics}")
