@@ -137,6 +137,7 @@ def batch_for_student(
         raise ValueError(f"`bucket_width` must be 0 (no bucketing) or more, received bucket_width={bucket_width}")
     if cache:
         examples = examples.cache()
+    unshuffled = examples  # the batch count does not depend on the order: count without drawing a shuffle
     if shuffle:
         examples = examples.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if bucket_width == 0 or max_length <= bucket_width:
@@ -148,7 +149,7 @@ def batch_for_student(
         )
         # Bucketing hides the number of batches from tf.data (and Keras' progress bar shows "48/Unknown").
         batches = batches.apply(
-            tf.data.experimental.assert_cardinality(bucketed_batch_count(examples, boundaries, batch_size))
+            tf.data.experimental.assert_cardinality(bucketed_batch_count(unshuffled, boundaries, batch_size))
         )
         if shuffle:
             # Buckets fill at different rates; mixing finished batches keeps lengths from arriving in runs.

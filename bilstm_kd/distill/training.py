@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -278,19 +277,15 @@ def _fit(
         keras.callbacks.TensorBoard(os.path.join(directory, "logs"), write_graph=False),
         *callbacks,
     ]
-    with warnings.catch_warnings():
-        # Length-bucketed batches have no known count: Keras learns it by running out of data at the
-        # end of the first epoch (and of any shuffled epoch with a batch fewer), and warns each time.
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        distiller.fit(
-            train_dataset,
-            validation_data=dev_dataset,
-            epochs=epochs,
-            initial_epoch=state["epochs_completed"],
-            callbacks=all_callbacks,
-            verbose=verbose,
-            shuffle=False,  # the input pipeline shuffles
-        )
+    distiller.fit(
+        train_dataset,
+        validation_data=dev_dataset,
+        epochs=epochs,
+        initial_epoch=state["epochs_completed"],
+        callbacks=all_callbacks,
+        verbose=verbose,
+        shuffle=False,  # the input pipeline shuffles
+    )
     if monitor_callback.diverged_at is not None:
         epoch, batch = monitor_callback.diverged_at
         if os.path.exists(checkpoint_path) and state["epochs_completed"]:
