@@ -26,6 +26,7 @@ def augment(run: Run, results: dict[str, Any]) -> dict[str, Any]:
         run.paths.augmented,
         num_shards=config.augment.augment_shards,
         pos_cache_dir=run.paths.pos,
+        verbose=run.verbose,
     )
     statistics = store.manifest["statistics"]
     run.log(f"[augment] transfer set: {statistics}")

@@ -142,7 +142,7 @@ def tokenize_texts(texts: Iterable[str], batch_size: int = 65536) -> list[list[s
 
 
 def tag_tokens(
-    tokens: Sequence[Sequence[str]], pos_model: str, batch_size: int = 1000, n_process: int = 1
+    tokens: Sequence[Sequence[str]], pos_model: str, batch_size: int = 1000, n_process: int = 1, verbose: int = 0
 ) -> list[tuple[str, ...]]:
     """Tags already-tokenized sentences with spaCy (no caching).
 
@@ -151,15 +151,23 @@ def tag_tokens(
         pos_model: spaCy pipeline package or directory.
         batch_size: sentences per `nlp.pipe` batch.
         n_process: worker processes for `nlp.pipe`.
+        verbose: 1 shows a progress bar.
 
     Returns:
         One tuple of Penn Treebank tags per sentence, as long as its token list.
     """
     nlp = load_tagger(pos_model)
+    import keras
     from spacy.tokens import Doc
 
+    progress = keras.utils.Progbar(len(tokens), unit_name="sentence") if verbose else None
     docs = (Doc(nlp.vocab, words=list(words)) for words in tokens)
-    return [tuple(token.tag_ for token in doc) for doc in nlp.pipe(docs, batch_size=batch_size, n_process=n_process)]
+    tags = []
+    for doc in nlp.pipe(docs, batch_size=batch_size, n_process=n_process):
+        tags.append(tuple(token.tag_ for token in doc))
+        if progress is not None and (len(tags) % batch_size == 0 or len(tags) == len(tokens)):
+            progress.update(len(tags))
+    return tags
 
 
 def _cache_path(cache_dir: str, fingerprint: str) -> str:
@@ -192,6 +200,7 @@ def pos_tags(
     cache_dir: str | os.PathLike | None = None,
     batch_size: int = 1000,
     n_process: int = 1,
+    verbose: int = 0,
 ) -> list[tuple[str, ...]]:
     """Part-of-speech tags of the student's tokens of every text, cached.
 
@@ -205,6 +214,7 @@ def pos_tags(
         cache_dir: directory of the tag cache; None tags without caching.
         batch_size: sentences per `nlp.pipe` batch.
         n_process: worker processes for `nlp.pipe`.
+        verbose: 1 shows a progress bar while tagging.
 
     Returns:
         One tuple of tags per text, `tags[i][j]` being the tag of the j-th token of `texts[i]`.
@@ -221,7 +231,7 @@ def pos_tags(
     identity = tagger_identity(pos_model)
     tokens = tokenize_texts(texts)
     if cache_dir is None:
-        return tag_tokens(tokens, pos_model, batch_size=batch_size, n_process=n_process)
+        return tag_tokens(tokens, pos_model, batch_size=batch_size, n_process=n_process, verbose=verbose)
     fingerprint = cache.fingerprint(
         {"texts": cache.texts_fingerprint([texts]), "tokenization": vocab.TOKENIZATION_RULES, "tagger": identity}
     )
@@ -229,6 +239,6 @@ def pos_tags(
     cached = _read_cache(path, tokens)
     if cached is not None:
         return cached
-    tags = tag_tokens(tokens, pos_model, batch_size=batch_size, n_process=n_process)
+    tags = tag_tokens(tokens, pos_model, batch_size=batch_size, n_process=n_process, verbose=verbose)
     _write_cache(path, tags)
     return tags

@@ -112,7 +112,13 @@ class _PreparedSplit:
     """The training split prepared for augmentation: ragged tokens (and tag ids) of every column."""
 
     def __init__(
-        self, columns: list[list[str]], task: Task, config: Augmentation, seed: int, pos_cache_dir: str | None
+        self,
+        columns: list[list[str]],
+        task: Task,
+        config: Augmentation,
+        seed: int,
+        pos_cache_dir: str | None,
+        verbose: int = 0,
     ):
         self.config = config
         self.seed = seed
@@ -124,7 +130,7 @@ class _PreparedSplit:
         self.tag_ids: list[tf.RaggedTensor | None] = [None] * len(columns)
         if config.n_iter > 0 and config.p_pos > 0:
             started = time.perf_counter()
-            tags = [pos.pos_tags(column, config.pos_model, pos_cache_dir) for column in columns]
+            tags = [pos.pos_tags(column, config.pos_model, pos_cache_dir, verbose=verbose) for column in columns]
             words = [[[word.decode("utf-8") for word in row] for row in tokens.to_list()] for tokens in self.tokens]
             self.table = augment.ReplacementTable.from_tagged(
                 [row for column in words for row in column], [row for column in tags for row in column]
@@ -211,6 +217,7 @@ def build_transfer_set(
     num_shards: int = 8,
     pos_cache_dir: str | os.PathLike | None = None,
     batch_size: int = 4096,
+    verbose: int = 0,
 ) -> ShardedRecords:
     """Builds (or resumes, or reuses) the transfer set of a training split.
 
@@ -229,6 +236,7 @@ def build_transfer_set(
         num_shards: the number of TFRecord shards.
         pos_cache_dir: where POS tags are cached (e.g. `<workdir>/transfer/pos`); None: no cache.
         batch_size: examples per augmentation batch in the `tf.data` pipeline.
+        verbose: 1 shows a progress bar while tagging.
 
     Returns:
         The complete store. `store.manifest["statistics"]` holds `originals`, `augmented` (written),
@@ -258,9 +266,8 @@ def build_transfer_set(
         logger.info("Transfer set in %s is complete; reusing it", store.directory)
         return store
 
-    prepared = _PreparedSplit(
-        columns, task, augmentation, seed, None if pos_cache_dir is None else os.fspath(pos_cache_dir)
-    )
+    pos_cache = None if pos_cache_dir is None else os.fspath(pos_cache_dir)
+    prepared = _PreparedSplit(columns, task, augmentation, seed, pos_cache, verbose)
     seen = set(prepared.original_keys)
     num_examples, num_shards = len(labels), store.num_shards
     totals = dict.fromkeys(_STATISTICS_KEYS, 0)
