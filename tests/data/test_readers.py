@@ -9,7 +9,7 @@ import tensorflow as tf
 from conftest import GLUE_DIR, requires_glue
 
 from bilstm_kd.config import DataConfig, RunConfig
-from bilstm_kd.data.readers import DataError, DataSource, Examples, hold_out, load_dataset, read_texts
+from bilstm_kd.data.readers import DataError, Examples, hold_out, load_dataset, read_texts
 from bilstm_kd.data.statistics import statistics
 from bilstm_kd.data.tables import TableFormat
 from bilstm_kd.data.tasks import get_task

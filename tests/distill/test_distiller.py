@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from conftest import tiny_student
 
-from bilstm_kd.distill.distiller import Distiller
 from bilstm_kd.data.tasks import Task
+from bilstm_kd.distill.distiller import Distiller
 from bilstm_kd.distill.metrics import TaskMetric
 
 

@@ -94,7 +94,7 @@ def trained_run(tmp_path_factory):
 
 
 def test_report_names_the_classes_and_scores_test(trained_run):
-    root, workdir = trained_run
+    _, workdir = trained_run
     report = json.loads((workdir / "report.json").read_text())
     assert report["classes"] == sorted(INTENTS) and report["metrics"] == ["accuracy", "macro_f1"]
     for model in ("teacher", "student", "baseline", "student_tflite"):
@@ -148,7 +148,8 @@ def test_predict_and_evaluate_commands(trained_run, kind):
                        "--text_column=message", "--label_column=intent")  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     scores = json.loads(evaluated.stdout)
-    test_rows = list(csv.DictReader(open(root / "test.csv", encoding="utf-8")))
+    with open(root / "test.csv", newline="", encoding="utf-8") as file:
+        test_rows = list(csv.DictReader(file))
     names = tuple(sorted(INTENTS))
     predicted = load_classifier(workdir, kind).predict([row["message"] for row in test_rows]).label_ids
     gold = np.array([names.index(row["intent"]) for row in test_rows])
@@ -159,7 +160,7 @@ def test_predict_and_evaluate_commands(trained_run, kind):
 
 
 def test_user_errors_are_one_line_and_status_2(trained_run, tmp_path):
-    root, workdir = trained_run
+    _, workdir = trained_run
     bad = write_csv(tmp_path / "bad.csv", [("Where is my card?", "card_arrival"), ("hello", "greeting")])
     evaluated = python("bilstm_kd.evaluate", f"--model={workdir}", f"--data={bad}", "--text_column=message",
                        "--label_column=intent")  # fmt: skip
