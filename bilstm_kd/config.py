@@ -293,6 +293,11 @@ class DistillConfig:
     epochs: int = _field(10, "Maximum student training epochs (raised on a finished run, training continues from it).")
     patience: int = _field(3, "Stop after this many epochs without dev improvement (0: never stop early).")
     baseline: bool = _field(True, "Also train the same student on gold labels only, for comparison.")
+    baseline_epochs: int = _field(
+        0,
+        "Maximum epochs of the gold-label student (0: --epochs). The training set is --n_iter times smaller than "
+        "the transfer set, so the same epoch count gives it far fewer steps; raise this to let it converge.",
+    )
     student_seed: int = _field(
         -1,
         "Seed of the students' initialisation, dropout and batch order; -1: --seed. Another value retrains "
@@ -307,6 +312,7 @@ class DistillConfig:
         _check_range("rho", self.rho, 0.0, 1.0)
         _check_positive("batch_size", self.batch_size)
         _check_positive("epochs", self.epochs)
+        _check_non_negative("baseline_epochs", self.baseline_epochs)
         _check_non_negative("patience", self.patience)
         if self.student_seed < -1:
             raise ConfigError("student_seed", self.student_seed, "must be -1 (use --seed) or a seed of 0 or more")

@@ -77,6 +77,7 @@ def test_paper_defaults():
         (["--vocab_max_size=2"], "vocab_max_size"),
         (["--student_seed=-2"], "student_seed"),
         (["--teacher_ensemble=0"], "teacher_ensemble"),
+        (["--baseline_epochs=-1"], "baseline_epochs"),
         (["--train_file=my.csv", "--label_column=label"], "text_column"),
         (["--train_file=my.csv", "--text_column=text"], "label_column"),
         (["--train_file=my.txt", "--text_column=t", "--label_column=l", "--noheader"], "column_names"),

@@ -25,14 +25,26 @@ def more_epochs(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return epochs[1] > epochs[0] and without_epochs(old) == without_epochs(new)
 
 
+def baseline_epochs(run: Run) -> int:
+    """The no-teacher student's epochs: --baseline_epochs, or --epochs when it is 0."""
+    return run.config.distill.baseline_epochs or run.config.distill.epochs
+
+
 def baseline_depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
+    return {**_student_depends_on(run), "distill": _distill_settings(run, baseline_epochs(run))}
+
+
+def _distill_settings(run: Run, epochs: int) -> dict[str, Any]:
     distill = dataclasses.asdict(run.config.distill)
-    distill.pop("baseline")
-    distill.pop("student_seed")  # as "seed" below: the default keeps the fingerprints of earlier runs
+    for name in ("baseline", "student_seed", "baseline_epochs"):  # kept out (the seed and epochs are given
+        distill.pop(name)  # apart), so that the fingerprints of earlier runs stay the same
+    return {**distill, "epochs": epochs}
+
+
+def _student_depends_on(run: Run) -> dict[str, Any]:
     return {
         "student_inputs": run.inputs.student_inputs_fingerprint,
         "student": dataclasses.asdict(run.config.student),
-        "distill": distill,
         "seed": run.student_seed,
         **selection(run),
     }
@@ -48,17 +60,18 @@ def selection(run: Run) -> dict[str, Any]:
 
 def distill_depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
     # The labelling's fingerprint names the teacher's weights and the transfer set: a relabelling reruns this.
-    return {**baseline_depends_on(run, results), "label": run.fingerprints["label"]}
+    distill = _distill_settings(run, run.config.distill.epochs)
+    return {**_student_depends_on(run), "distill": distill, "label": run.fingerprints["label"]}
 
 
 def distill(run: Run, results: dict[str, Any]) -> dict[str, Any]:
-    outputs = _train(run, run.paths.distill, run.config.distill.alpha, _transfer_batches)
+    outputs = _train(run, run.paths.distill, run.config.distill.alpha, run.config.distill.epochs, _transfer_batches)
     run.log(f"[distill] dev: {outputs['dev']}")
     return outputs
 
 
 def baseline(run: Run, results: dict[str, Any]) -> dict[str, Any]:
-    outputs = _train(run, run.paths.baseline, 1.0, _gold_batches)
+    outputs = _train(run, run.paths.baseline, 1.0, baseline_epochs(run), _gold_batches)
     run.log(f"[baseline] dev: {outputs['dev']}")
     return outputs
 
@@ -97,7 +110,7 @@ def _gold_batches(run: Run):
     )
 
 
-def _train(run: Run, directory: str, alpha: float, train_batches: Callable[[Run], Any]) -> dict[str, Any]:
+def _train(run: Run, directory: str, alpha: float, epochs: int, train_batches: Callable[[Run], Any]) -> dict[str, Any]:
     """Builds a fresh student and trains it on `train_batches(run)` (resuming from `directory`); returns
     metrics and history."""
     import keras
@@ -140,7 +153,7 @@ def _train(run: Run, directory: str, alpha: float, train_batches: Callable[[Run]
         distribute.shard_by_data(train_dataset),
         next(iter(dev.values())),
         directory,
-        epochs=settings.epochs,
+        epochs=epochs,
         patience=settings.patience,
         verbose=run.verbose,
         backup_steps=config.distribute.backup_steps,

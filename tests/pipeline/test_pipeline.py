@@ -300,3 +300,26 @@ def test_stages_subset(inputs, tmp_path):
     assert set(result["stages"]) == {"augment"}
     assert not (tmp_path / "run" / "teacher").exists()
     assert runner.needed_stages({"export"}) == {"export", "distill", "label", "teacher", "augment"}
+
+
+def test_baseline_epochs_change_only_the_baseline_fingerprint():
+    from types import SimpleNamespace
+
+    from bilstm_kd.pipeline import student_stages
+
+    def depends_on(**distill):
+        config = RunConfig(distill=DistillConfig(epochs=4, **distill))
+        run = SimpleNamespace(
+            config=config,
+            inputs=SimpleNamespace(student_inputs_fingerprint="inputs"),
+            student_seed=0,
+            fingerprints={"label": "labels"},
+        )
+        return student_stages.baseline_depends_on(run, {}), student_stages.distill_depends_on(run, {})
+
+    baseline, distill = depends_on()
+    longer_baseline, same_distill = depends_on(baseline_epochs=30)
+    assert same_distill == distill and distill["distill"]["epochs"] == 4
+    assert longer_baseline["distill"]["epochs"] == 30 and baseline["distill"]["epochs"] == 4
+    assert student_stages.more_epochs(baseline, longer_baseline)  # the baseline trains on from its epochs
+    assert "baseline_epochs" not in baseline["distill"]  # runs from before the flag keep their fingerprints
