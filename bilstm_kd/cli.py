@@ -39,10 +39,13 @@ def parse_flags(argv: list[str]) -> list[str]:
         sys.exit(fail(f"{error} (--helpfull lists the flags)"))
 
 
-def run_command(command: Callable[[], int]) -> int:
-    """Runs a command's body: a user's error is one line on stderr and status 2; anything else is a bug and
-    keeps its traceback."""
+def run_command(argv: list[str], command: Callable[[], int]) -> int:
+    """Runs a command's body (after absl parsed its flags into `argv`): a user's error is one line on stderr
+    and status 2; anything else is a bug and keeps its traceback."""
     try:
+        if len(argv) > 1:
+            raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])} (flags need a leading --)")
+        quiet_tensorflow()
         return command()
     except (ConfigError, DataError, app.UsageError) as error:
         return fail(str(error))

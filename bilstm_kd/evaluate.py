@@ -47,9 +47,6 @@ def evaluate(classifier, examples, positive_label: str = "") -> dict:
 
 def main(argv: list[str]) -> int:
     def command() -> int:
-        if len(argv) > 1:
-            raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])} (flags need a leading --)")
-        cli.quiet_tensorflow()
         from bilstm_kd.classifier import load_classifier
         from bilstm_kd.data.readers import read_examples
 
@@ -73,7 +70,7 @@ def main(argv: list[str]) -> int:
                 file.write(text + "\n")
         return 0
 
-    return cli.run_command(command)
+    return cli.run_command(argv, command)
 
 
 if __name__ == "__main__":

@@ -37,23 +37,20 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 
 
 def config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> config_lib.RunConfig:
-    """The validated run configuration; raises `app.UsageError` naming the flag on a bad value."""
+    """The validated run configuration; raises `config.ConfigError` naming the flag on a bad value."""
     values = {field.name: flag_values[field.name].value for field in config_lib.flag_fields()}
     return config_lib.RunConfig.from_flat(values)
 
 
 def main(argv: list[str]) -> int:
     def command() -> int:
-        if len(argv) > 1:
-            raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])} (flags need a leading --)")
         run_config = config_from_flags()
-        cli.quiet_tensorflow()
         from bilstm_kd.pipeline import runner  # imports TensorFlow: after the flags are known to be valid
 
         runner.run(run_config)
         return 0
 
-    return cli.run_command(command)
+    return cli.run_command(argv, command)
 
 
 define_flags()

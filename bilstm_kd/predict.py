@@ -52,9 +52,6 @@ def write_predictions(file: TextIO, file_format: str, columns: list[list[str]], 
 
 def main(argv: list[str]) -> int:
     def command() -> int:
-        if len(argv) > 1:
-            raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])} (flags need a leading --)")
-        cli.quiet_tensorflow()
         from bilstm_kd.classifier import load_classifier
         from bilstm_kd.data.readers import read_texts
 
@@ -76,7 +73,7 @@ def main(argv: list[str]) -> int:
                 write_predictions(file, output_format, columns, predictions)
         return 0
 
-    return cli.run_command(command)
+    return cli.run_command(argv, command)
 
 
 if __name__ == "__main__":
