@@ -54,25 +54,22 @@ def _student_entry(run: Run, outputs: dict[str, Any], batches: dict[str, list], 
 
     student = load_student(outputs["student_path"])
     parameters = speed.parameter_counts(student, speed.student_embedding_parameters(student))
-    scored = {"dev": run.inputs.dev, "test": run.inputs.test} if in_detail else {"test": run.inputs.test}
-    scores = {
-        kind: {
-            split: evaluate_student(student, dev_batches(run, examples), run.task, in_detail)
-            for split, examples in splits.items()
-        }
-        for kind, splits in scored.items()
-        if splits
+    # Dev scores are the stage's (measured at selection); test is scored here, once, and in detail the
+    # distilled student's classes on every split.
+    splits = run.inputs.dev | run.inputs.test if in_detail else run.inputs.test
+    evaluated = {
+        split: evaluate_student(student, dev_batches(run, examples), run.task, in_detail)
+        for split, examples in splits.items()
     }
-    classes = {
-        split: {key: metrics.pop(key) for key in ("per_class", "confusion")}
-        for kind, splits in scores.items()
-        for split, metrics in splits.items()
-        if in_detail
+    details = ("per_class", "confusion")
+    test = {
+        split: {key: value for key, value in evaluated[split].items() if key not in details}
+        for split in run.inputs.test
     }
-    scores.pop("dev", None)  # selection's own figures stay those of the stage
+    classes = {split: {key: scores[key] for key in details} for split, scores in evaluated.items()} if in_detail else {}
     return {
         "dev": outputs["dev"],
-        **scores,
+        **({"test": test} if test else {}),
         **({"classes": classes} if classes else {}),
         "parameters": {"embedding": parameters["embedding"], "non_embedding": parameters["non_embedding"]},
         "file_bytes": directory_bytes(outputs["student_path"]),
