@@ -54,12 +54,13 @@ def main(argv: list[str]) -> int:
     def command() -> int:
         from bilstm_kd.classifier import load_classifier
         from bilstm_kd.data.readers import read_texts
+        from bilstm_kd.data.tables import EXTENSIONS
 
         classifier = load_classifier(FLAGS.model, FLAGS.kind)
         text_columns = (FLAGS.text_column, FLAGS.text_pair_column) if classifier.is_pair else (FLAGS.text_column,)
         if classifier.is_pair and not FLAGS.text_pair_column and FLAGS.input != "-":
             extension = os.path.splitext(FLAGS.input)[1].lower()
-            if extension in (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet"):
+            if extension in EXTENSIONS:
                 raise app.UsageError(f"{FLAGS.model} classifies pairs: name the second text with --text_pair_column")
         columns = read_texts(FLAGS.input, text_columns, cli.table_format_from_flags())
         predictions = classifier.predict(*columns, batch_size=FLAGS.batch_size)

@@ -155,10 +155,17 @@ def load_dataset(source: DataSource, seed: int = 0, split_record: str = "") -> D
         split_record: a JSON file recording which training rows were held out for dev (written on first use,
             reused while the training data is unchanged, so a resumed run holds out the same rows).
     """
-    read = _tfds_reader(source) if source.tfds_name else _file_reader(source)
     if source.tfds_name:
-        dev_splits, test_splits = _tfds_splits(source)
-        source = dataclasses.replace(source, dev=dev_splits, test=test_splits)
+        builder = _tfds_builder(source)
+        available = set(builder.info.splits)  # a dev split the dataset lacks is held out; a test split, skipped
+        dev, test = (
+            {name: split for name, split in splits.items() if split in available}
+            for splits in (source.dev, source.test)
+        )
+        source = dataclasses.replace(source, dev=dev, test=test)
+        read = _tfds_reader(source, builder)
+    else:
+        read = _file_reader(source)
     train_raw = read(source.train)
     label_names = source.label_names or train_raw.class_order or _label_order(train_raw.labels)
     if len(label_names) < 2:
@@ -211,7 +218,7 @@ def read_texts(path: str, text_columns: tuple[str, ...], table_format: TableForm
         return [[row[i].strip() for row in rows] for i in range(len(text_columns))]
     table = read_table(path, table_format)
     flags = ("text_column", "text_pair_column")
-    return [["" if v is None else str(v).strip() for v in table.column(c, f)] for c, f in zip(text_columns, flags)]
+    return [[_cell(value) for value in table.column(c, f)] for c, f in zip(text_columns, flags)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,10 +258,15 @@ def _file_reader(source: DataSource):
     return read
 
 
+def _cell(value: Any) -> str:
+    """A file's value as text: stripped, empty for a missing (None) value."""
+    return "" if value is None else str(value).strip()
+
+
 def _texts(table: Table, values: list[Any], column: str) -> np.ndarray:
     texts = np.empty(len(values), dtype=object)
     for row, value in enumerate(values):
-        text = "" if value is None else str(value).strip()
+        text = _cell(value)
         if not text:
             raise DataError(f"{table.where(row)}: empty text in column {column!r}")
         texts[row] = text
@@ -264,7 +276,7 @@ def _texts(table: Table, values: list[Any], column: str) -> np.ndarray:
 def _label(table: Table, row: int, value: Any) -> str:
     if isinstance(value, float) and value.is_integer():  # Parquet or JSON numbers: 3.0 is the label 3
         value = int(value)
-    label = "" if value is None else str(value).strip()
+    label = _cell(value)
     if not label:
         raise DataError(f"{table.where(row)}: empty label")
     return label
@@ -340,17 +352,7 @@ def _tfds_builder(source: DataSource):
         ) from error
 
 
-def _tfds_splits(source: DataSource) -> tuple[dict[str, str], dict[str, str]]:
-    """`source`'s dev and test splits that its TFDS dataset has (a missing dev split is then held out)."""
-    available = set(_tfds_builder(source).info.splits)
-    return tuple(
-        {name: split for name, split in splits.items() if split in available} for splits in (source.dev, source.test)
-    )
-
-
-def _tfds_reader(source: DataSource):
-    builder = _tfds_builder(source)
-
+def _tfds_reader(source: DataSource, builder):
     def read(split: str) -> _RawSplit:
         import tensorflow_datasets as tfds
 
