@@ -18,9 +18,10 @@ from bilstm_kd.data.tables import FORMATS
 from bilstm_kd.data.tasks import METRICS, TASKS
 from bilstm_kd.distill import DISTILL_LOSSES, MSE_REDUCTIONS, OPTIMIZERS
 from bilstm_kd.distribute import STRATEGIES
-from bilstm_kd.export import QUANTIZATIONS
+from bilstm_kd.export import FOLDINGS, QUANTIZATIONS
 from bilstm_kd.pipeline import STAGES
 from bilstm_kd.teacher import POOLINGS
+from bilstm_kd.text import TOKENIZERS
 
 
 class ConfigError(ValueError):
@@ -234,6 +235,13 @@ class StudentConfig:
         "itself). E.g. 'glove_6b_50d' with --embeddings=teacher: GloVe's frequent words, the teacher's vectors.",
     )
     max_length: int = _field(64, "Sentences are truncated to this many words (student and exports).")
+    tokenizer: str = _field(
+        "glue",
+        "The student's tokenizer: 'glue' (lowercase, punctuation and clitics split off, as GLUE's text) or "
+        "'regex' (words of letters, digits, _ and ', case looked up as word/Word/WORD): the one MediaPipe's "
+        "on-device TextClassifier runs, needed for the student_mediapipe.tflite export.",
+        TOKENIZERS,
+    )
     embeddings: str = _field(
         "random",
         "Student word vectors: 'random', 'glove_6b_50d' (the offline GloVe package), 'teacher' (each word "
@@ -323,9 +331,28 @@ class ExportConfig:
     export_saved_model: bool = _field(True, "Export the student as a SavedModel (strings in).")
     export_tflite: bool = _field(True, "Export the student as TFLite (word ids in, builtin ops only).")
     tflite_quantization: str = _field("none", "TFLite weight quantization.", QUANTIZATIONS)
+    fold_embeddings: str = _field(
+        "auto",
+        "Fold the word vectors into the LSTM input projection in the exports (a table lookup replaces the "
+        "largest matrix product; the table has 8 x lstm_units columns): 'auto' folds when that table is at "
+        "most 100 MB.",
+        FOLDINGS,
+    )
+    export_mediapipe: bool = _field(
+        True,
+        "Export student_mediapipe.tflite for MediaPipe's TextClassifier (single-sentence tasks with "
+        "--tokenizer=regex), checked with the mediapipe package when it is installed.",
+    )
+    mediapipe_length: int = _field(
+        0,
+        "Fixed number of words of the MediaPipe model, which pays for all of them on every sentence "
+        "(0: the 99th percentile of the training and dev sentences, rounded up to a multiple of 8, at most "
+        "--max_length).",
+    )
 
     def __post_init__(self) -> None:
         _check_choices(self)
+        _check_non_negative("mediapipe_length", self.mediapipe_length)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,6 +22,7 @@ import tensorflow as tf
 from bilstm_kd import cache
 from bilstm_kd.data.tables import EXTENSIONS, DataError, Table, TableFormat, decode_file, read_table
 from bilstm_kd.data.tasks import Task, default_metrics
+from bilstm_kd.text.vocab import rejoin_clitics
 
 DEMO_PACKAGE = "bilstm_kd.data.demo"
 SPLIT_RECORD_FORMAT = 1
@@ -96,6 +97,8 @@ class DataSource:
         tfds_data_dir: the TFDS data directory (empty: TFDS' default).
         dev_fraction: the share of each class held out for dev when there is no dev split.
         train_limit: keep only the first N training examples (0: all), after any held-out dev.
+        rejoin_clitics: the texts are Penn-Treebank tokenized (GLUE's SST-2: "do n't"); join the clitics
+            back as they are read ("don't", `text.vocab.rejoin_clitics`), for a tokenizer that sees raw text.
     """
 
     name: str
@@ -113,6 +116,7 @@ class DataSource:
     tfds_data_dir: str = ""
     dev_fraction: float = 0.1
     train_limit: int = 0
+    rejoin_clitics: bool = False
 
     def __post_init__(self) -> None:
         if len(self.text_columns) not in (1, 2):
@@ -166,6 +170,8 @@ def load_dataset(source: DataSource, seed: int = 0, split_record: str = "") -> D
         read = _tfds_reader(source, builder)
     else:
         read = _file_reader(source)
+    if source.rejoin_clitics:
+        read = _rejoining(read)
     train_raw = read(source.train)
     label_names = source.label_names or train_raw.class_order or _label_order(train_raw.labels)
     if len(label_names) < 2:
@@ -190,6 +196,15 @@ def load_dataset(source: DataSource, seed: int = 0, split_record: str = "") -> D
         raise DataError(f"--select_metric={source.select_metric}: {error} ({train_raw.origin})") from None
     task = Task(source.name, tuple(label_names), len(source.text_columns) == 2, metrics, source.positive_label)
     return Dataset(task, train.take(source.train_limit), dev, test, held_out)
+
+
+def _rejoining(read: Callable[[str], _RawSplit]) -> Callable[[str], _RawSplit]:
+    def read_rejoined(where: str) -> _RawSplit:
+        raw = read(where)
+        texts = tuple(np.array([rejoin_clitics(text) for text in column], dtype=column.dtype) for column in raw.texts)
+        return dataclasses.replace(raw, texts=texts)
+
+    return read_rejoined
 
 
 def read_examples(

@@ -10,25 +10,31 @@ import tensorflow as tf
 
 from bilstm_kd.data.readers import Examples
 from bilstm_kd.data.tasks import Task
-from bilstm_kd.text.vocab import tokenize
+from bilstm_kd.text.vocab import lookup_table, tokenize
 
 
-def statistics(examples: Examples, task: Task, vocabulary: Iterable[str] | None = None) -> dict:
-    """Row count, label balance and sentence lengths (in student words) of a split; with a `vocabulary`,
-    also the share of words outside it and of sentences holding such a word (the student sees `[UNK]`)."""
+def statistics(
+    examples: Examples, task: Task, vocabulary: Iterable[str] | None = None, tokenizer: str = "glue"
+) -> dict:
+    """Row count, label balance and sentence lengths (in the `tokenizer`'s words) of a split; with a
+    `vocabulary`, also the share of words outside it and of sentences holding such a word (the student sees
+    `[UNK]`)."""
     counts = np.bincount(examples.labels, minlength=task.num_classes)
     stats = {
         "rows": len(examples),
         "labels": {name: int(count) for name, count in zip(task.label_names, counts)},
     }
-    known = None if vocabulary is None else {token.encode("utf-8") for token in vocabulary}
+    known = None
+    if vocabulary is not None:
+        known = {spelling.encode("utf-8") for spelling, _ in lookup_table(list(vocabulary), tokenizer)}
     for name, column in zip(("text_a", "text_b"), examples.texts):
-        tokens = tokenize(tf.constant(list(column), dtype=tf.string))
+        tokens = tokenize(tf.constant(list(column), dtype=tf.string), tokenizer)
         lengths = tokens.row_lengths().numpy()
         stats[f"{name}_words"] = {
             "mean": round(float(lengths.mean()), 2) if len(lengths) else 0.0,
             "max": int(lengths.max()) if len(lengths) else 0,
             "p95": int(np.percentile(lengths, 95)) if len(lengths) else 0,
+            "p99": int(np.ceil(np.percentile(lengths, 99))) if len(lengths) else 0,
         }
         if known is not None and len(lengths):
             unknown = np.array([token not in known for token in tokens.flat_values.numpy()], dtype=bool)

@@ -166,6 +166,7 @@ class Preset:
         dev_splits: the dev sets (MNLI has a matched and a mismatched one).
         tfds_text_keys: feature names of the texts in TensorFlow Datasets' `glue/<name>`.
         tfds_dev_splits: TFDS split names of `dev_splits`, in the same order.
+        pretokenized: the text is Penn-Treebank tokenized ("do n't"), as SST-2's.
     """
 
     name: str
@@ -178,6 +179,7 @@ class Preset:
     tfds_text_keys: tuple[str, ...]
     tfds_dev_splits: tuple[str, ...]
     positive_label: str = ""
+    pretokenized: bool = False
 
     @property
     def is_pair(self) -> bool:
@@ -199,13 +201,14 @@ def _glue(name, glue_name, text_columns, label_column="label", label_names=("0",
         dev_splits=splits.get("dev_splits", ("dev",)),
         tfds_text_keys=splits.get("tfds_text_keys", text_columns),
         tfds_dev_splits=splits.get("tfds_dev_splits", ("validation",)),
+        pretokenized=splits.get("pretokenized", False),
     )
 
 
 PRESETS = {
     preset.name: preset
     for preset in (
-        _glue("sst2", "SST-2", ("sentence",)),
+        _glue("sst2", "SST-2", ("sentence",), pretokenized=True),
         _glue(
             "mrpc", "MRPC", ("#1 String", "#2 String"), "Quality", f1=True, tfds_text_keys=("sentence1", "sentence2")
         ),

@@ -29,6 +29,7 @@ from bilstm_kd.export.common import (
     is_pair,
     vocabulary_tokens,
 )
+from bilstm_kd.student.folding import fold_student
 from bilstm_kd.text.vocab import Vocabulary, WordTokenizer
 
 
@@ -38,6 +39,8 @@ def export_saved_model(
     task: Task,
     max_length: int,
     path: str | os.PathLike,
+    tokenizer: str = "glue",
+    fold: bool = False,
 ) -> str:
     """Writes the student with its tokenizer as a SavedModel: raw strings in, probabilities and label out
     (`serve`), and the class names in class-id order (`labels`, no inputs).
@@ -48,6 +51,9 @@ def export_saved_model(
         task: the task (labels, single sentence or pair).
         max_length: sentences are truncated to this many words, as in training.
         path: the SavedModel directory to write.
+        tokenizer: the student's tokenizer (`text.vocab.TOKENIZERS`).
+        fold: export the student with its word vectors folded into the LSTM input projection
+            (`student.folding.fold_student`): faster, larger.
 
     Returns:
         `path`, as a string.
@@ -55,7 +61,9 @@ def export_saved_model(
     check_max_length(max_length)
     tokens = vocabulary_tokens(vocabulary)
     check_student_matches(student, task, len(tokens))
-    tokenizer = WordTokenizer(tokens, max_length, name="tokenizer")
+    if fold:
+        student = fold_student(student)
+    tokenizer = WordTokenizer(tokens, max_length, tokenizer=tokenizer, name="tokenizer")
     tokenizer(tf.constant([""]))  # builds it: an export archive only tracks built layers
     label_names = tf.constant(task.label_names)
 
@@ -111,10 +119,12 @@ def verify_saved_model(
     max_length: int,
     texts: TextInputs,
     batch_sizes: Sequence[int] = (1, 37),
+    tokenizer: str = "glue",
 ) -> dict[str, Any]:
     """Reloads the SavedModel with `tf.saved_model.load` and compares it with the Keras student.
 
-    Both see the same texts at each batch size (the texts are repeated when fewer than the batch size).
+    Both see the same texts at each batch size (the texts are repeated when fewer than the batch size);
+    `tokenizer` is the student's (`text.vocab.TOKENIZERS`).
 
     Returns:
         `max_abs_diff` of the probabilities, `label_agreement` of the predicted labels, `examples` compared
@@ -124,7 +134,7 @@ def verify_saved_model(
     columns = as_text_batches(texts, pair)
     if len(columns[0]) == 0:
         raise ValueError("verify_saved_model needs at least one text")
-    tokenizer = WordTokenizer(vocabulary_tokens(vocabulary), max_length)
+    tokenizer = WordTokenizer(vocabulary_tokens(vocabulary), max_length, tokenizer=tokenizer)
     loaded = tf.saved_model.load(os.fspath(path))
     max_abs_diff, agreements = 0.0, []
     for batch_size in batch_sizes:

@@ -3,7 +3,7 @@
 Inputs `token_ids` int32[batch, max_length] (pairs: `token_ids_a`, `token_ids_b`), output `logits`, so the
 plain LiteRT interpreter runs it. Tokenization stays outside (regular-expression ops do not convert):
 beside `student.tflite` go `vocab.txt`, `labels.txt` and `student.metadata.json` with the tokenization rules
-(`text.vocab.TOKENIZATION_RULES`), the labels, the maximum length and the special ids;
+(`text.vocab.tokenization_rules`), the labels, the maximum length and the special ids;
 `tflite_predict_texts` tokenizes from those files alone.
 """
 
@@ -31,7 +31,8 @@ from bilstm_kd.export.common import (
     check_student_matches,
     vocabulary_tokens,
 )
-from bilstm_kd.text.vocab import MASK_ID, PAD_ID, TOKENIZATION_RULES, UNK_ID, Vocabulary, WordTokenizer
+from bilstm_kd.student.folding import fold_student
+from bilstm_kd.text.vocab import MASK_ID, PAD_ID, UNK_ID, Vocabulary, WordTokenizer, tokenization_rules
 
 
 def metadata_path(tflite_path: str | os.PathLike) -> str:
@@ -46,6 +47,8 @@ def export_tflite(
     max_length: int,
     path: str | os.PathLike,
     quantization: str = "none",
+    tokenizer: str = "glue",
+    fold: bool = False,
 ) -> str:
     """Converts the student to TFLite with builtin ops only: word ids `[batch, max_length]` in, logits out.
 
@@ -59,6 +62,9 @@ def export_tflite(
         path: the `.tflite` file to write.
         quantization: `"none"`, `"float16"` (float16 weights) or `"dynamic_int8"` (int8 weights, float
             activations).
+        tokenizer: the student's tokenizer (`text.vocab.TOKENIZERS`), written to the metadata.
+        fold: convert the student with its word vectors folded into the LSTM input projection
+            (`student.folding.fold_student`): a table lookup replaces the largest matrix product.
 
     Returns:
         `path`, as a string.
@@ -73,11 +79,11 @@ def export_tflite(
     os.makedirs(directory, exist_ok=True)
 
     input_names = ID_INPUTS_PAIR if task.is_pair else (ID_INPUT_SINGLE,)
-    flatbuffer = _convert(student, input_names, max_length, quantization)
+    flatbuffer = _convert(fold_student(student) if fold else student, input_names, max_length, quantization)
     with open(path, "wb") as file:
         file.write(flatbuffer)
 
-    _write_side_files(path, task, tokens, input_names, max_length, quantization)
+    _write_side_files(path, task, tokens, input_names, max_length, quantization, tokenizer, fold)
     return path
 
 
@@ -110,7 +116,14 @@ def _convert(student: keras.Model, input_names: Sequence[str], max_length: int, 
 
 
 def _write_side_files(
-    path: str, task: Task, tokens: Sequence[str], input_names: Sequence[str], max_length: int, quantization: str
+    path: str,
+    task: Task,
+    tokens: Sequence[str],
+    input_names: Sequence[str],
+    max_length: int,
+    quantization: str,
+    tokenizer: str,
+    fold: bool,
 ) -> None:
     """`vocab.txt`, `labels.txt` and `<name>.metadata.json` beside the model: what an app needs to tokenize."""
     directory = os.path.dirname(path) or "."
@@ -131,16 +144,30 @@ def _write_side_files(
         "vocabulary_size": len(tokens),
         "labels": list(task.label_names),
         "labels_file": "labels.txt",
-        "tokenization_rules": [list(rule) for rule in TOKENIZATION_RULES],
-        "tokenization_notes": (
-            "Apply the rules in order: lowercase, each regular-expression replacement, split on whitespace, "
-            "map the placeholder token back to [MASK]. Look each word up in vocab.txt (line number = id, "
-            "unknown words -> unknown_id), keep the first max_length ids and pad with padding_id at the end."
-        ),
+        "tokenizer": tokenizer,
+        "tokenization_rules": [list(rule) for rule in tokenization_rules(tokenizer)],
+        "tokenization_notes": _TOKENIZATION_NOTES[tokenizer],
         "quantization": quantization,
+        "folded": fold,
     }
     with open(metadata_path(path), "w", encoding="utf-8") as file:
         json.dump(metadata, file, indent=2)
+
+
+_TOKENIZATION_NOTES = {
+    "glue": (
+        "Apply the rules in order: lowercase, each regular-expression replacement, split on whitespace, "
+        "map the placeholder token back to [MASK]. Look each word up in vocab.txt (line number = id, "
+        "unknown words -> unknown_id), keep the first max_length ids and pad with padding_id at the end."
+    ),
+    "regex": (
+        "Split the text at every match of the regular expression (RE2), dropping empty pieces; do not "
+        "lowercase. Look each word up in vocab.txt (line number = id) as it is, then with its first letter "
+        "upper case, then fully upper case, against the lowercase words (unknown -> unknown_id); keep the "
+        "first max_length ids and pad with padding_id at the end. student_mediapipe.tflite carries this "
+        "tokenizer inside it."
+    ),
+}
 
 
 def _interpreter(path: str):
@@ -198,7 +225,9 @@ def tflite_predict_texts(path: str | os.PathLike, texts: TextInputs) -> np.ndarr
     """TFLite logits for raw strings, tokenized from the `vocab.txt` and metadata written beside the model."""
     metadata = read_metadata(path)
     vocabulary = Vocabulary.load(os.path.join(os.path.dirname(os.fspath(path)) or ".", metadata["vocabulary_file"]))
-    tokenizer = WordTokenizer(vocabulary.tokens, metadata["max_length"], pad_to_max_length=True)
+    tokenizer = WordTokenizer(
+        vocabulary.tokens, metadata["max_length"], pad_to_max_length=True, tokenizer=metadata.get("tokenizer", "glue")
+    )
     columns = as_text_batches(texts, len(metadata["inputs"]) == 2)
     ids = tuple(tokenizer(tf.constant(list(column), tf.string)).numpy() for column in columns)
     return tflite_predict(path, ids if len(ids) == 2 else ids[0])

@@ -133,5 +133,8 @@ class Run:
         if self._tokenizer is None:
             from bilstm_kd.text.vocab import WordTokenizer
 
-            self._tokenizer = WordTokenizer(self.inputs.vocabulary.tokens, self.config.student.max_length)
+            student = self.config.student
+            self._tokenizer = WordTokenizer(
+                self.inputs.vocabulary.tokens, student.max_length, tokenizer=student.tokenizer
+            )
         return self._tokenizer

@@ -18,6 +18,7 @@ def depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
         "student": results["distill"]["training"],
         "distill": run.fingerprints["distill"],
         "export": dataclasses.asdict(run.config.export),
+        "tokenizer": run.config.student.tokenizer,
     }
     if run.inputs.test:  # the TFLite file is scored on them too (only with them: older runs keep their records)
         scored["test"] = {split: cache.examples_fingerprint(examples) for split, examples in run.inputs.test.items()}

@@ -76,6 +76,8 @@ def data_source(config: RunConfig) -> DataSource:
         "select_metric": data.select_metric,
         "dev_fraction": data.dev_fraction,
         "train_limit": data.train_limit,
+        # The regex tokenizer sees text as an app's user types it: SST-2's "do n't" is read as "don't".
+        "rejoin_clitics": bool(preset and preset.pretokenized and config.student.tokenizer == "regex"),
     }
     if source == "tfds" and preset and not data.tfds_name:  # glue/<task>
         settings["text_columns"] = text_columns or preset.tfds_text_keys
@@ -133,6 +135,7 @@ def prepare_inputs(run: Run) -> RunInputs:
         student.vocab_max_size,
         student.vocab_from_vectors,
         vocabulary_vectors,
+        student.tokenizer,
     )
     if run.chief:
         os.makedirs(os.path.dirname(paths.vocabulary), exist_ok=True)
@@ -149,7 +152,10 @@ def prepare_inputs(run: Run) -> RunInputs:
         "source": config.data.source(),
         "classes": list(task.label_names),
         "metrics": list(task.metrics),
-        "splits": {split: statistics(examples, task, vocabulary.tokens) for split, examples in every_split.items()},
+        "splits": {
+            split: statistics(examples, task, vocabulary.tokens, student.tokenizer)
+            for split, examples in every_split.items()
+        },
         "vocabulary_size": len(vocabulary),
         "embeddings": embeddings.summary(),
         "seconds": round(time.perf_counter() - started, 2),

@@ -42,9 +42,12 @@ def _distill_settings(run: Run, epochs: int) -> dict[str, Any]:
 
 
 def _student_depends_on(run: Run) -> dict[str, Any]:
+    student = dataclasses.asdict(run.config.student)
+    if student["tokenizer"] == "glue":  # the default: runs from before the flag keep their fingerprints
+        student.pop("tokenizer")
     return {
         "student_inputs": run.inputs.student_inputs_fingerprint,
-        "student": dataclasses.asdict(run.config.student),
+        "student": student,
         "seed": run.student_seed,
         **selection(run),
     }

@@ -10,6 +10,9 @@ from bilstm_kd.pipeline.context import Run, spec_from
 
 def augment_depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
     settings = dataclasses.asdict(run.config.augment)
+    tokenizer = run.config.student.tokenizer
+    if tokenizer != "glue":  # the augmentation works on the student's tokens (glue: as before the flag)
+        settings["tokenizer"] = tokenizer
     return {"data": run.inputs.data_fingerprint, "augment": settings, "seed": run.config.seed}
 
 
@@ -26,6 +29,7 @@ def augment(run: Run, results: dict[str, Any]) -> dict[str, Any]:
         run.paths.augmented,
         num_shards=config.augment.augment_shards,
         pos_cache_dir=run.paths.pos,
+        tokenizer=config.student.tokenizer,
         verbose=run.verbose,
     )
     statistics = store.manifest["statistics"]

@@ -30,6 +30,71 @@ def check_dropout(dropout: float) -> None:
         raise ValueError(f"`dropout` must be in [0, 1), received dropout={dropout!r}")
 
 
+class Words:
+    """Where the words of a right-padded batch are: `positions` `[words, 2]` (row, step) in row-major order,
+    each row's `lengths`, and `last_step`, the longest row (positions past it change nothing)."""
+
+    def __init__(self, positions: tf.Tensor, lengths: tf.Tensor, batch_size: tf.Tensor):
+        self.positions = positions
+        self.lengths = lengths
+        self.batch_size = batch_size
+        self.last_step = tf.reduce_max(tf.concat([lengths, [0]], axis=0))
+
+    @classmethod
+    def of(cls, mask: tf.Tensor) -> Words:
+        """The words of a boolean `[batch, time]` mask, `True` at words."""
+        lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+        return cls(tf.where(mask), lengths, tf.shape(mask)[0])
+
+
+def bidirectional_recurrence(projected: tf.Tensor, words: Words, recurrent_kernel: tf.Tensor) -> tf.Tensor:
+    """Both directions' final states from each word's input-gate pre-activations.
+
+    Args:
+        projected: `[words, 2 * 4 * units]`, one row per word of `words.positions` (in that order): the input
+            projection plus bias of the forward then of the backward direction, gates input, forget, cell,
+            output.
+        words: where the words are.
+        recurrent_kernel: `[2, units, 4 * units]`.
+
+    Returns:
+        `[batch, 2 * units]`: the forward final state, then the backward one (zeros for an empty row).
+    """
+    units = recurrent_kernel.shape[1]
+    lengths, last_step, batch_size = words.lengths, words.last_step, words.batch_size
+    # Each word's gates go to [time, direction, batch], the layout the loop reads. The backward direction
+    # takes each sentence in reverse within its own length: its last word first, padding at the end, so
+    # both directions share one step counter and one "still inside" test. Positions past the longest
+    # sentence are never read (a fixed-length TFLite input of 64 positions holding a 20-word sentence then
+    # costs 20 steps, not 64).
+    row, word = tf.cast(words.positions[:, 0], tf.int32), tf.cast(words.positions[:, 1], tf.int32)
+    forward_at = tf.stack([word, tf.zeros_like(row), row], axis=1)
+    backward_at = tf.stack([tf.gather(lengths, row) - 1 - word, tf.ones_like(row), row], axis=1)
+    # A word's row of `projected` holds its forward then its backward gates: reshaped (no copy), they are
+    # two rows, one for each direction, which the interleaved targets match.
+    gates_by_step = tf.scatter_nd(
+        tf.reshape(tf.stack([forward_at, backward_at], axis=1), [-1, 3]),
+        tf.reshape(projected, [-1, 4 * units]),
+        tf.stack([last_step, 2, batch_size, 4 * units]),
+    )
+    # Read step by step from a TensorArray: its gradient is written one step at a time, whereas the
+    # gradient of a gather from a tensor the loop captures is a dense tensor the size of the whole
+    # sequence, added up at every step (4x slower training at batch 256, 50 steps).
+    steps = tf.TensorArray(projected.dtype, size=last_step).unstack(gates_by_step)
+
+    def step(time, hidden, cell):
+        gates = steps.read(time) + tf.matmul(hidden, recurrent_kernel)
+        input_gate, forget_gate, candidate, output_gate = tf.split(gates, 4, axis=-1)
+        new_cell = tf.sigmoid(forget_gate) * cell + tf.sigmoid(input_gate) * tf.tanh(candidate)
+        new_hidden = tf.sigmoid(output_gate) * tf.tanh(new_cell)
+        inside = tf.reshape(time < lengths, [1, -1, 1])
+        return time + 1, tf.where(inside, new_hidden, hidden), tf.where(inside, new_cell, cell)
+
+    zeros = tf.zeros(tf.stack([2, batch_size, units]), dtype=projected.dtype)
+    _, hidden, _ = tf.while_loop(lambda time, hidden, cell: time < last_step, step, (tf.constant(0), zeros, zeros))
+    return tf.concat([hidden[0], hidden[1]], axis=-1)
+
+
 @keras.saving.register_keras_serializable(package="bilstm_kd")
 class MaskedBiLSTM(keras.layers.Layer):
     """One bidirectional LSTM layer that returns the final state of each direction, respecting padding.
@@ -83,48 +148,12 @@ class MaskedBiLSTM(keras.layers.Layer):
     def call(self, inputs, mask=None):
         inputs = tf.convert_to_tensor(inputs)
         batch_size, num_steps = tf.shape(inputs)[0], tf.shape(inputs)[1]
-        units = self.units
         mask = tf.ones([batch_size, num_steps], tf.bool) if mask is None else tf.cast(mask, tf.bool)
-        lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
-        # Positions past the longest sentence change nothing: drop them before any work (a fixed-length
-        # TFLite input of 64 positions holding a 20-word sentence then costs 20 steps, not 64).
-        last_step = tf.reduce_max(tf.concat([lengths, [0]], axis=0))
-        inputs, mask = inputs[:, :last_step], mask[:, :last_step]
-
         # Only the words are projected: in a batch padded to its longest sentence, most positions are padding
         # (60% on SST-2 dev in batches of 512), and the input projection is the largest matrix product.
-        positions = tf.where(mask)
-        projected = tf.matmul(tf.gather_nd(inputs, positions), tf.convert_to_tensor(self.kernel)) + self.bias
-        # Each word's gates go to [time, direction, batch], the layout the loop reads. The backward direction
-        # takes each sentence in reverse within its own length: its last word first, padding at the end, so
-        # both directions share one step counter and one "still inside" test.
-        row, word = tf.cast(positions[:, 0], tf.int32), tf.cast(positions[:, 1], tf.int32)
-        forward_at = tf.stack([word, tf.zeros_like(row), row], axis=1)
-        backward_at = tf.stack([tf.gather(lengths, row) - 1 - word, tf.ones_like(row), row], axis=1)
-        # A word's row of `projected` holds its forward then its backward gates: reshaped (no copy), they are
-        # two rows, one for each direction, which the interleaved targets match.
-        gates_by_step = tf.scatter_nd(
-            tf.reshape(tf.stack([forward_at, backward_at], axis=1), [-1, 3]),
-            tf.reshape(projected, [-1, 4 * units]),
-            tf.stack([last_step, 2, batch_size, 4 * units]),
-        )
-        # Read step by step from a TensorArray: its gradient is written one step at a time, whereas the
-        # gradient of a gather from a tensor the loop captures is a dense tensor the size of the whole
-        # sequence, added up at every step (4x slower training at batch 256, 50 steps).
-        steps = tf.TensorArray(inputs.dtype, size=last_step).unstack(gates_by_step)
-        recurrent_kernel = tf.convert_to_tensor(self.recurrent_kernel)
-
-        def step(time, hidden, cell):
-            gates = steps.read(time) + tf.matmul(hidden, recurrent_kernel)
-            input_gate, forget_gate, candidate, output_gate = tf.split(gates, 4, axis=-1)
-            new_cell = tf.sigmoid(forget_gate) * cell + tf.sigmoid(input_gate) * tf.tanh(candidate)
-            new_hidden = tf.sigmoid(output_gate) * tf.tanh(new_cell)
-            inside = tf.reshape(time < lengths, [1, -1, 1])
-            return time + 1, tf.where(inside, new_hidden, hidden), tf.where(inside, new_cell, cell)
-
-        zeros = tf.zeros(tf.stack([2, batch_size, units]), dtype=inputs.dtype)
-        _, hidden, _ = tf.while_loop(lambda time, hidden, cell: time < last_step, step, (tf.constant(0), zeros, zeros))
-        return tf.concat([hidden[0], hidden[1]], axis=-1)
+        words = Words.of(mask)
+        projected = tf.matmul(tf.gather_nd(inputs, words.positions), tf.convert_to_tensor(self.kernel)) + self.bias
+        return bidirectional_recurrence(projected, words, tf.convert_to_tensor(self.recurrent_kernel))
 
     def compute_mask(self, inputs, mask=None):
         return None

@@ -22,6 +22,10 @@ class _Student(keras.Model):
         """Starts the word vectors from `matrix` (`[vocabulary_size, embedding_dim]`); see `StudentEmbedding`."""
         self.embedding.set_embedding_weights(matrix)
 
+    def classify(self, encodings):
+        """Logits from the sentence encodings (one per input); the students define it."""
+        raise NotImplementedError
+
     def _encode(self, token_ids):
         vectors = self.embedding(token_ids)
         return self.encoder(vectors, mask=keras.ops.not_equal(token_ids, 0))
@@ -100,9 +104,7 @@ class BiLSTMClassifier(_Student):
 
         # === Functional model ===
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-        encoding = self.encoding_dropout(self._encode(token_ids))
-        logits = self.logits(self.hidden_dropout(self.hidden(encoding)))
-        super().__init__(inputs=token_ids, outputs=logits, **kwargs)
+        super().__init__(inputs=token_ids, outputs=self.classify((self._encode(token_ids),)), **kwargs)
 
         # === Config ===
         self.vocabulary_size = vocabulary_size
@@ -112,6 +114,11 @@ class BiLSTMClassifier(_Student):
         self.hidden_units = hidden_units
         self.multichannel = multichannel
         self.dropout = dropout
+
+    def classify(self, encodings):
+        """Logits from the sentence encoding, a one-tuple `(encoding,)` of `[batch, 2 * lstm_units]`."""
+        (encoding,) = encodings
+        return self.logits(self.hidden_dropout(self.hidden(self.encoding_dropout(encoding))))
 
 
 @keras.saving.register_keras_serializable(package="bilstm_kd")
@@ -164,18 +171,7 @@ class SiameseBiLSTMClassifier(_Student):
         # === Functional model ===
         token_ids_a = keras.Input(shape=(None,), dtype="int32", name="token_ids_a")
         token_ids_b = keras.Input(shape=(None,), dtype="int32", name="token_ids_b")
-        encoding_a, encoding_b = self._encode(token_ids_a), self._encode(token_ids_b)
-        features = keras.ops.concatenate(
-            [
-                encoding_a,
-                encoding_b,
-                encoding_a * encoding_b,
-                keras.ops.abs(encoding_a - encoding_b),
-            ],
-            axis=-1,
-        )
-        hidden = self.hidden_dropout(self.hidden(self.features_dropout(features)))
-        logits = self.logits(hidden)
+        logits = self.classify((self._encode(token_ids_a), self._encode(token_ids_b)))
         super().__init__(inputs=(token_ids_a, token_ids_b), outputs=logits, **kwargs)
 
         # === Config ===
@@ -186,6 +182,14 @@ class SiameseBiLSTMClassifier(_Student):
         self.hidden_units = hidden_units
         self.multichannel = multichannel
         self.dropout = dropout
+
+    def classify(self, encodings):
+        """Logits from the two sentences' encodings `(encoding_a, encoding_b)`."""
+        encoding_a, encoding_b = encodings
+        features = keras.ops.concatenate(
+            [encoding_a, encoding_b, encoding_a * encoding_b, keras.ops.abs(encoding_a - encoding_b)], axis=-1
+        )
+        return self.logits(self.hidden_dropout(self.hidden(self.features_dropout(features))))
 
 
 def build_student(

@@ -91,15 +91,17 @@ def build_vocabulary(
     max_size: int = 0,
     words_from_vectors: int = 0,
     vectors: VectorsSource | None = None,
+    tokenizer: str = "glue",
 ) -> Vocabulary:
     """The student's words: those of `texts` (the training set) seen at least `min_count` times (at most
     `max_size` tokens, reserved ones included; 0: no limit), then the first `words_from_vectors` (most
-    frequent) words of `vectors`, so that words training never shows keep a pretrained meaning."""
-    vocabulary = Vocabulary.from_texts(texts, min_count, max_size)
+    frequent) words of `vectors`, so that words training never shows keep a pretrained meaning. Words are
+    the `tokenizer`'s (`text.vocab.TOKENIZERS`)."""
+    vocabulary = Vocabulary.from_texts(texts, min_count, max_size, tokenizer)
     if words_from_vectors:
         if vectors is None:
             raise ValueError(f"words_from_vectors={words_from_vectors} needs `vectors` to take the words from")
-        vocabulary = vocabulary.extended(leading_words(vectors, words_from_vectors))
+        vocabulary = vocabulary.extended(leading_words(vectors, words_from_vectors), tokenizer)
     return vocabulary
 
 

@@ -122,13 +122,13 @@ def load_tagger(pos_model: str) -> Any:
     return nlp
 
 
-def tokenize_texts(texts: Iterable[str], batch_size: int = 65536) -> list[list[str]]:
+def tokenize_texts(texts: Iterable[str], batch_size: int = 65536, tokenizer: str = "glue") -> list[list[str]]:
     """The student's tokens of each text (`vocab.tokenize`), as Python strings."""
     tokens: list[list[str]] = []
     batch: list[str] = []
 
     def flush() -> None:
-        for row in vocab.tokenize(tf.constant(batch, dtype=tf.string)).to_list():
+        for row in vocab.tokenize(tf.constant(batch, dtype=tf.string), tokenizer).to_list():
             tokens.append([token.decode("utf-8") for token in row])
         batch.clear()
 
@@ -201,6 +201,7 @@ def pos_tags(
     batch_size: int = 1000,
     n_process: int = 1,
     verbose: int = 0,
+    tokenizer: str = "glue",
 ) -> list[tuple[str, ...]]:
     """Part-of-speech tags of the student's tokens of every text, cached.
 
@@ -215,6 +216,7 @@ def pos_tags(
         batch_size: sentences per `nlp.pipe` batch.
         n_process: worker processes for `nlp.pipe`.
         verbose: 1 shows a progress bar while tagging.
+        tokenizer: the student's tokenizer (`text.vocab.TOKENIZERS`), whose tokens are tagged.
 
     Returns:
         One tuple of tags per text, `tags[i][j]` being the tag of the j-th token of `texts[i]`.
@@ -229,11 +231,15 @@ def pos_tags(
     """
     texts = [str(text) for text in texts]
     identity = tagger_identity(pos_model)
-    tokens = tokenize_texts(texts)
+    tokens = tokenize_texts(texts, tokenizer=tokenizer)
     if cache_dir is None:
         return tag_tokens(tokens, pos_model, batch_size=batch_size, n_process=n_process, verbose=verbose)
     fingerprint = cache.fingerprint(
-        {"texts": cache.texts_fingerprint([texts]), "tokenization": vocab.TOKENIZATION_RULES, "tagger": identity}
+        {
+            "texts": cache.texts_fingerprint([texts]),
+            "tokenization": vocab.tokenization_rules(tokenizer),
+            "tagger": identity,
+        }
     )
     path = _cache_path(os.fspath(cache_dir), fingerprint)
     cached = _read_cache(path, tokens)

@@ -8,6 +8,14 @@ letters and emoji stay as they are (a run of emoji or of punctuation is one toke
 the word `url` and an e-mail address `email` (each one is otherwise a word seen once), and a number keeps
 its decimal point or thousands separator (3.5, 1,000). `[MASK]` (any case) stays one token: augmentation
 writes it into the transfer set.
+
+That is the `glue` tokenizer, the default. The `regex` tokenizer is the one an on-device runtime can run
+as it is (MediaPipe Tasks' `TextClassifier`, see `export.mediapipe`): the text is split at every match of
+`RUNTIME_DELIMITER` (RE2 syntax; letters, digits, `_` and `'` make words, so "don't" and "it's" stay whole,
+punctuation is dropped) and nothing is lowercased or normalised. Case is decided by the vocabulary
+instead: its words are the lowercased training words, and each word is looked up under three spellings,
+`good`, `Good` and `GOOD`, all with the word's id ("GooD" is unknown), at training and in the exported
+runtime vocabulary alike. So the student trains on exactly the ids the runtime computes from the same text.
 """
 
 from __future__ import annotations
@@ -15,11 +23,14 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from bilstm_kd.text import TOKENIZERS
 
 PAD = "[PAD]"
 UNK = "[UNK]"
@@ -44,22 +55,79 @@ TOKENIZATION_RULES = (
 )
 
 
-def tokenize(texts: tf.Tensor | str | list[str]) -> tf.RaggedTensor:
+# The runtime's delimiter: anything but letters, digits, `_` and `'`. `\pL`/`\pN` (not `\w`, which is
+# ASCII in RE2) keep accented words whole; the pattern cannot match the empty string (that makes the
+# runtime hang).
+RUNTIME_DELIMITER = r"[^\pL\pN_']+"
+# At training, the augmentation's [MASK] must survive the split: it becomes the placeholder, which the
+# training-time delimiter does not match. Text without "[mask]" or U+E000 splits exactly as at runtime.
+_TRAINING_DELIMITER = rf"[^\pL\pN_'{_MASK_PLACEHOLDER}]+"
+_CLITIC = re.compile(r"(\w) (n't|'(?:s|re|ll|ve|d|m))(?=\s|$)", re.IGNORECASE)
+
+
+def check_tokenizer(tokenizer: str) -> None:
+    if tokenizer not in TOKENIZERS:
+        raise ValueError(f"`tokenizer` must be one of {TOKENIZERS}, received tokenizer={tokenizer!r}")
+
+
+def tokenization_rules(tokenizer: str = "glue") -> tuple:
+    """What a tokenizer does, as data: written to metadata and into the fingerprints of cached stages."""
+    check_tokenizer(tokenizer)
+    if tokenizer == "glue":
+        return TOKENIZATION_RULES
+    return (("split", RUNTIME_DELIMITER), ("lookup", "word, Word, WORD"), ("token", _MASK_PLACEHOLDER, MASK))
+
+
+def tokenize(texts: tf.Tensor | str | list[str], tokenizer: str = "glue") -> tf.RaggedTensor:
     """Splits strings into word tokens.
 
     Args:
         texts: a string or a 1-D batch of strings.
+        tokenizer: `glue` (lowercased, punctuation and clitics split off) or `regex` (split at
+            `RUNTIME_DELIMITER`, case kept); see the module's docstring.
 
     Returns:
         A `tf.RaggedTensor` of string tokens, shape `[batch, (words)]` (or `[(words)]` for a scalar).
     """
+    check_tokenizer(tokenizer)
     texts = tf.convert_to_tensor(texts, dtype=tf.string)
-    texts = tf.strings.lower(texts, encoding="utf-8")
-    for rule in TOKENIZATION_RULES:
-        if rule[0] == "replace":
-            texts = tf.strings.regex_replace(texts, rule[1], rule[2])
+    if tokenizer == "regex":
+        texts = tf.strings.regex_replace(texts, r"(?i)\[mask\]", f" {_MASK_PLACEHOLDER} ")
+        texts = tf.strings.regex_replace(texts, _TRAINING_DELIMITER, " ")
+    else:
+        texts = tf.strings.lower(texts, encoding="utf-8")
+        for rule in TOKENIZATION_RULES:
+            if rule[0] == "replace":
+                texts = tf.strings.regex_replace(texts, rule[1], rule[2])
     tokens = tf.strings.split(texts)
     return tf.ragged.map_flat_values(lambda flat: tf.where(flat == _MASK_PLACEHOLDER, MASK, flat), tokens)
+
+
+def rejoin_clitics(text: str) -> str:
+    """Undoes the Penn Treebank split of GLUE's SST-2 text: "do n't" -> "don't", "it 's" -> "it's", so that
+    the `regex` tokenizer sees pre-tokenized training text as it sees raw text."""
+    return _CLITIC.sub(r"\1\2", text)
+
+
+def spellings(word: str) -> tuple[str, ...]:
+    """The spellings the `regex` tokenizer looks a vocabulary word up under: as is, capitalised, upper case."""
+    return tuple(dict.fromkeys((word, word[:1].upper() + word[1:], word.upper())))
+
+
+def lookup_table(tokens: Sequence[str], tokenizer: str = "glue") -> list[tuple[str, int]]:
+    """`(spelling, id)` of every string the tokenizer maps to a word id ([PAD] and [UNK] left out).
+
+    `glue`: each token under its own id. `regex`: each word under its `spellings`, [MASK] as itself; a
+    spelling two words share (rare: "ß".upper() is "SS") keeps the more frequent word's (lower) id.
+    """
+    check_tokenizer(tokenizer)
+    if tokenizer == "glue":
+        return [(token, index) for index, token in enumerate(tokens) if index >= MASK_ID]
+    table: dict[str, int] = {MASK: MASK_ID}
+    for index, word in enumerate(tokens[len(RESERVED) :], start=len(RESERVED)):
+        for spelling in spellings(word):
+            table.setdefault(spelling, index)
+    return list(table.items())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,10 +158,12 @@ class Vocabulary:
         return cls(RESERVED + tuple(words))
 
     @classmethod
-    def from_texts(cls, texts: Iterable[str], min_count: int = 1, max_size: int = 0) -> Vocabulary:
-        return cls.from_counts(count_words(texts), min_count=min_count, max_size=max_size)
+    def from_texts(
+        cls, texts: Iterable[str], min_count: int = 1, max_size: int = 0, tokenizer: str = "glue"
+    ) -> Vocabulary:
+        return cls.from_counts(count_words(texts, tokenizer=tokenizer), min_count=min_count, max_size=max_size)
 
-    def extended(self, words: Iterable[str]) -> Vocabulary:
+    def extended(self, words: Iterable[str], tokenizer: str = "glue") -> Vocabulary:
         """This vocabulary followed by the new ones among `words`, in their order.
 
         A word is added in the form the tokenizer gives it (lowercased); words the tokenizer would split
@@ -103,8 +173,8 @@ class Vocabulary:
         known = set(self.tokens)
         added = []
         if words:
-            for tokens in tokenize(tf.constant(words)).to_list():
-                if len(tokens) == 1 and (token := tokens[0].decode("utf-8")) not in known:
+            for tokens in tokenize(tf.constant(words), tokenizer).to_list():
+                if len(tokens) == 1 and (token := _vocabulary_word(tokens[0].decode("utf-8"), tokenizer)) not in known:
                     known.add(token)
                     added.append(token)
         return Vocabulary(self.tokens + tuple(added))
@@ -131,14 +201,19 @@ class Vocabulary:
             raise ValueError(f"{path}: {error}") from None
 
 
-def count_words(texts: Iterable[str], batch_size: int = 65536) -> collections.Counter:
-    """Counts the tokens of `texts` (tokenized in large batches for speed)."""
+def _vocabulary_word(token: str, tokenizer: str) -> str:
+    """The vocabulary's form of a token: `regex` words are kept lowercase ([MASK] stays as it is)."""
+    return token if tokenizer == "glue" or token == MASK else token.lower()
+
+
+def count_words(texts: Iterable[str], batch_size: int = 65536, tokenizer: str = "glue") -> collections.Counter:
+    """Counts the vocabulary words of `texts` (tokenized in large batches for speed)."""
     counts: collections.Counter = collections.Counter()
     batch: list[str] = []
 
     def flush() -> None:
-        tokens = tokenize(tf.constant(batch)).flat_values.numpy()
-        counts.update(token.decode("utf-8") for token in tokens)
+        tokens = tokenize(tf.constant(batch), tokenizer).flat_values.numpy()
+        counts.update(_vocabulary_word(token.decode("utf-8"), tokenizer) for token in tokens)
         batch.clear()
 
     for text in texts:
@@ -154,14 +229,15 @@ def count_words(texts: Iterable[str], batch_size: int = 65536) -> collections.Co
 class WordTokenizer(keras.layers.Layer):
     """Maps raw strings to padded student word ids.
 
-    The layer runs `tokenize`, truncates to `max_length` words and looks the words up in the vocabulary.
-    Unknown words map to 1 (`[UNK]`); the output is padded with 0 to the longest sentence in the batch
-    (or to `max_length` with `pad_to_max_length=True`). An empty string gives an all-padding row.
+    The layer runs `tokenize`, truncates to `max_length` words and looks the words up in the vocabulary
+    (`lookup_table`). Unknown words map to 1 (`[UNK]`); the output is padded with 0 to the longest sentence
+    in the batch (or to `max_length` with `pad_to_max_length=True`). An empty string gives an all-padding row.
 
     Args:
         vocabulary: the tokens, reserved tokens first (a `Vocabulary`'s `tokens`).
         max_length: the most words kept per sentence.
         pad_to_max_length: pad every batch to `max_length` instead of its longest sentence.
+        tokenizer: `glue` or `regex` (see the module's docstring).
 
     Example:
     >>> tokenizer = WordTokenizer(["[PAD]", "[UNK]", "[MASK]", "good", "film"], max_length=8)
@@ -171,30 +247,34 @@ class WordTokenizer(keras.layers.Layer):
     """
 
     def __init__(
-        self, vocabulary: list[str] | tuple[str, ...], max_length: int, pad_to_max_length: bool = False, **kwargs
+        self,
+        vocabulary: list[str] | tuple[str, ...],
+        max_length: int,
+        pad_to_max_length: bool = False,
+        tokenizer: str = "glue",
+        **kwargs,
     ):
         super().__init__(**kwargs)
         vocabulary = list(vocabulary)
         Vocabulary(tuple(vocabulary))  # validates the reserved tokens
         if max_length < 1:
             raise ValueError(f"`max_length` must be at least 1, received max_length={max_length}")
+        check_tokenizer(tokenizer)
         self.vocabulary = vocabulary
         self.max_length = max_length
         self.pad_to_max_length = pad_to_max_length
-        self._lookup = keras.layers.StringLookup(
-            vocabulary=vocabulary[len(RESERVED) - 1 :],  # [MASK] and the words: ids from 2
-            mask_token=PAD,
-            oov_token=UNK,
-            num_oov_indices=1,
-            output_mode="int",
-        )
+        self.tokenizer = tokenizer
+        spellings_, ids = zip(*lookup_table(vocabulary, tokenizer))
+        # Spelling -> its position + 1 (0: out of vocabulary) -> the word id.
+        self._lookup = keras.layers.StringLookup(vocabulary=list(spellings_), num_oov_indices=1, output_mode="int")
+        self._ids = tf.constant((UNK_ID, *ids), tf.int32)
 
     def call(self, texts):
         texts = tf.convert_to_tensor(texts, dtype=tf.string)
         if texts.shape.rank == 2:  # Keras string Input of shape (1,)
             texts = tf.squeeze(texts, axis=1)
-        tokens = tokenize(texts)[:, : self.max_length]
-        ids = tf.ragged.map_flat_values(lambda flat: tf.cast(self._lookup(flat), tf.int32), tokens)
+        tokens = tokenize(texts, self.tokenizer)[:, : self.max_length]
+        ids = tf.ragged.map_flat_values(lambda flat: tf.gather(self._ids, self._lookup(flat)), tokens)
         width = self.max_length if self.pad_to_max_length else None
         return ids.to_tensor(default_value=PAD_ID, shape=[None, width])
 
@@ -204,11 +284,16 @@ class WordTokenizer(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"vocabulary": self.vocabulary, "max_length": self.max_length, "pad_to_max_length": self.pad_to_max_length}
+            {
+                "vocabulary": self.vocabulary,
+                "max_length": self.max_length,
+                "pad_to_max_length": self.pad_to_max_length,
+                "tokenizer": self.tokenizer,
+            }
         )
         return config
 
 
-def token_ids(vocabulary: Vocabulary, texts: list[str], max_length: int) -> np.ndarray:
+def token_ids(vocabulary: Vocabulary, texts: list[str], max_length: int, tokenizer: str = "glue") -> np.ndarray:
     """Convenience: padded ids of a list of strings, eagerly."""
-    return WordTokenizer(vocabulary.tokens, max_length)(tf.constant(texts)).numpy()
+    return WordTokenizer(vocabulary.tokens, max_length, tokenizer=tokenizer)(tf.constant(texts)).numpy()

@@ -47,7 +47,12 @@ class ExamplesLike(Protocol):
 
 
 def transfer_fingerprint_values(
-    columns: Sequence[Sequence[str]], labels: np.ndarray, task: Task, config: Augmentation, seed: int
+    columns: Sequence[Sequence[str]],
+    labels: np.ndarray,
+    task: Task,
+    config: Augmentation,
+    seed: int,
+    tokenizer: str = "glue",
 ) -> dict[str, Any]:
     """Everything the transfer set depends on; settings that cannot change it are left out."""
     values: dict[str, Any] = {
@@ -55,7 +60,7 @@ def transfer_fingerprint_values(
         "task": task.name,
         "data": cache.texts_fingerprint(columns, labels.tolist()),
         "examples": len(labels),
-        "tokenization": vocab.TOKENIZATION_RULES,
+        "tokenization": vocab.tokenization_rules(tokenizer),
         "n_iter": config.n_iter,
     }
     if config.n_iter > 0:
@@ -118,19 +123,25 @@ class _PreparedSplit:
         config: Augmentation,
         seed: int,
         pos_cache_dir: str | None,
+        tokenizer: str = "glue",
         verbose: int = 0,
     ):
         self.config = config
         self.seed = seed
         self.is_pair = task.is_pair
-        self.tokens = [vocab.tokenize(tf.constant(column, dtype=tf.string, shape=[len(column)])) for column in columns]
+        self.tokens = [
+            vocab.tokenize(tf.constant(column, dtype=tf.string, shape=[len(column)]), tokenizer) for column in columns
+        ]
         normalized = [augment.join_tokens(tokens).numpy().tolist() for tokens in self.tokens]
         self.original_keys = [_dedup_key(texts) for texts in zip(*normalized)]
         self.table: augment.ReplacementTable | None = None
         self.tag_ids: list[tf.RaggedTensor | None] = [None] * len(columns)
         if config.n_iter > 0 and config.p_pos > 0:
             started = time.perf_counter()
-            tags = [pos.pos_tags(column, config.pos_model, pos_cache_dir, verbose=verbose) for column in columns]
+            tags = [
+                pos.pos_tags(column, config.pos_model, pos_cache_dir, verbose=verbose, tokenizer=tokenizer)
+                for column in columns
+            ]
             words = [[[word.decode("utf-8") for word in row] for row in tokens.to_list()] for tokens in self.tokens]
             self.table = augment.ReplacementTable.from_tagged(
                 [row for column in words for row in column], [row for column in tags for row in column]
@@ -217,6 +228,7 @@ def build_transfer_set(
     num_shards: int = 8,
     pos_cache_dir: str | os.PathLike | None = None,
     batch_size: int = 4096,
+    tokenizer: str = "glue",
     verbose: int = 0,
 ) -> ShardedRecords:
     """Builds (or resumes, or reuses) the transfer set of a training split.
@@ -236,6 +248,7 @@ def build_transfer_set(
         num_shards: the number of TFRecord shards.
         pos_cache_dir: where POS tags are cached (e.g. `<workdir>/transfer/pos`); None: no cache.
         batch_size: examples per augmentation batch in the `tf.data` pipeline.
+        tokenizer: the student's tokenizer (`text.vocab.TOKENIZERS`): augmentation works on its tokens.
         verbose: 1 shows a progress bar while tagging.
 
     Returns:
@@ -259,7 +272,7 @@ def build_transfer_set(
     columns, labels = _check_inputs(train, task)
     store = ShardedRecords(
         directory,
-        transfer_fingerprint_values(columns, labels, task, augmentation, seed),
+        transfer_fingerprint_values(columns, labels, task, augmentation, seed, tokenizer),
         num_shards,
     )
     if store.is_complete():
@@ -267,7 +280,7 @@ def build_transfer_set(
         return store
 
     pos_cache = None if pos_cache_dir is None else os.fspath(pos_cache_dir)
-    prepared = _PreparedSplit(columns, task, augmentation, seed, pos_cache, verbose)
+    prepared = _PreparedSplit(columns, task, augmentation, seed, pos_cache, tokenizer, verbose)
     seen = set(prepared.original_keys)
     num_examples, num_shards = len(labels), store.num_shards
     totals = dict.fromkeys(_STATISTICS_KEYS, 0)
