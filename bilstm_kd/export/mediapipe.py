@@ -295,6 +295,14 @@ def classify_with_mediapipe(path: str | os.PathLike, texts: Sequence[str], num_c
     return scores
 
 
+def subgraph_count(path: str | os.PathLike) -> int:
+    """How many subgraphs the TFLite file has (MediaPipe's TextClassifier takes only one)."""
+    from mediapipe.tasks.metadata import schema_py_generated
+
+    with open(path, "rb") as file:
+        return schema_py_generated.Model.GetRootAsModel(file.read(), 0).SubgraphsLength()
+
+
 def interpreter_probabilities(path: str | os.PathLike, ids: np.ndarray) -> np.ndarray:
     """The MediaPipe model's probabilities on the plain LiteRT interpreter, one sentence of ids at a time."""
     from ai_edge_litert.interpreter import Interpreter

@@ -1,4 +1,5 @@
-"""The export stage: the distilled student as a SavedModel and as TFLite, each checked against Keras."""
+"""The export stage: the distilled student as a SavedModel, as TFLite (word ids in) and as a MediaPipe
+`TextClassifier` model (text in), each checked against the Keras student."""
 
 from __future__ import annotations
 
@@ -43,28 +44,38 @@ def export(run: Run, results: dict[str, Any]) -> dict[str, Any]:
         outputs["saved_model"] = _saved_model(run, student, directory)
     if run.config.export.export_tflite:
         outputs["tflite"] = _tflite(run, student, directory)
+    if run.config.export.export_mediapipe:
+        outputs["mediapipe"] = _mediapipe(run, student, directory)
     return outputs
+
+
+def _fold(run: Run, student) -> bool:
+    from bilstm_kd.student.folding import fold_pays
+
+    return fold_pays(student, run.config.export.fold_embeddings)
 
 
 def _saved_model(run: Run, student, directory: str) -> dict[str, Any]:
     from bilstm_kd.export import saved_model
 
-    vocabulary, max_length = run.inputs.vocabulary, run.config.student.max_length
+    vocabulary, max_length, tokenizer = run.inputs.vocabulary, run.config.student.max_length, run.tokenizer()
+    fold = _fold(run, student)
     path = saved_model.export_saved_model(
-        student, vocabulary, run.task, max_length, os.path.join(directory, "saved_model")
+        student, vocabulary, run.task, max_length, os.path.join(directory, "saved_model"), tokenizer.tokenizer, fold
     )
     sample = tuple(column[:64] for column in run.first_dev.texts)
     verification = saved_model.verify_saved_model(
-        path, student, vocabulary, max_length, sample[0] if len(sample) == 1 else sample
+        path, student, vocabulary, max_length, sample[0] if len(sample) == 1 else sample, tokenizer=tokenizer.tokenizer
     )
-    return {"path": path, "bytes": directory_bytes(path), "verification": verification}
+    return {"path": path, "bytes": directory_bytes(path), "folded": fold, "verification": verification}
 
 
 def _tflite(run: Run, student, directory: str) -> dict[str, Any]:
     from bilstm_kd.export import tflite
     from bilstm_kd.text.vocab import WordTokenizer
 
-    settings, max_length = run.config.export, run.config.student.max_length
+    settings, max_length, name = run.config.export, run.config.student.max_length, run.config.student.tokenizer
+    fold = _fold(run, student)
     path = tflite.export_tflite(
         student,
         run.task,
@@ -72,8 +83,10 @@ def _tflite(run: Run, student, directory: str) -> dict[str, Any]:
         max_length,
         os.path.join(directory, "student.tflite"),
         quantization=settings.tflite_quantization,
+        tokenizer=name,
+        fold=fold,
     )
-    tokenizer = WordTokenizer(run.inputs.vocabulary.tokens, max_length, pad_to_max_length=True)
+    tokenizer = WordTokenizer(run.inputs.vocabulary.tokens, max_length, pad_to_max_length=True, tokenizer=name)
     ids = tuple(tokenizer(np.asarray(column, dtype=object).astype(str)).numpy() for column in run.first_dev.texts)
     verification = tflite.verify_tflite(path, student, ids[0] if len(ids) == 1 else ids)
     scores = {}
@@ -86,6 +99,76 @@ def _tflite(run: Run, student, directory: str) -> dict[str, Any]:
         "path": path,
         "bytes": os.path.getsize(path),
         "quantization": settings.tflite_quantization,
+        "folded": fold,
         "verification": verification,
         **scores,
     }
+
+
+def _mediapipe(run: Run, student, directory: str) -> dict[str, Any]:
+    """`student_mediapipe.tflite`, run in MediaPipe's TextClassifier on every dev and test split when the
+    package is installed; skipped, saying why, where the runtime cannot take the student."""
+    from bilstm_kd.export import mediapipe
+
+    if run.task.is_pair:
+        return _skipped(run, "MediaPipe's TextClassifier takes one text; pair tasks use student.tflite")
+    if run.config.student.tokenizer != "regex":
+        return _skipped(run, "the MediaPipe file needs --tokenizer=regex (the tokenizer its runtime runs)")
+    if not mediapipe.metadata_writer_available():
+        return _skipped(run, "the mediapipe package is not installed (pip install '.[mobile]')")
+    settings, vocabulary = run.config.export, run.inputs.vocabulary
+    length = settings.mediapipe_length or mediapipe.mediapipe_length(_word_counts(run), run.config.student.max_length)
+    fold = _fold(run, student)
+    path = mediapipe.export_mediapipe(
+        student,
+        run.task,
+        vocabulary,
+        length,
+        os.path.join(directory, mediapipe.FILE_NAME),
+        quantization=settings.tflite_quantization,
+        fold=fold,
+    )
+    outputs: dict[str, Any] = {
+        "path": path,
+        "bytes": os.path.getsize(path),
+        "length": length,
+        "quantization": settings.tflite_quantization,
+        "folded": fold,
+    }
+    if not mediapipe.mediapipe_available():
+        run.log("[export] the mediapipe runtime is not importable: the MediaPipe file is not checked")
+        return {**outputs, "verification": None}
+    for kind, splits in (("dev", run.inputs.dev), ("test", run.inputs.test)):
+        for split, examples in splits.items():
+            checked = mediapipe.verify_mediapipe(
+                path, student, vocabulary, examples.texts[0], examples.labels, run.task
+            )
+            outputs.setdefault(kind, {})[split] = checked.pop("scores")
+            if kind == "dev" and "verification" not in outputs:
+                outputs["verification"] = checked
+    run.log(f"[export] MediaPipe {length} words: dev {outputs['dev']}; vs Keras {outputs['verification']}")
+    agreement = outputs["verification"]["label_agreement"]
+    if agreement < MEDIAPIPE_AGREEMENT:
+        raise RuntimeError(
+            f"{path}: MediaPipe's labels agree with the Keras student on only {100 * agreement:.2f}% of "
+            f"{run.first_dev.origin} (at least {100 * MEDIAPIPE_AGREEMENT:.1f}% expected)"
+        )
+    return outputs
+
+
+MEDIAPIPE_AGREEMENT = 0.999
+
+
+def _skipped(run: Run, reason: str) -> dict[str, Any]:
+    run.log(f"[export] no MediaPipe file: {reason}")
+    return {"skipped": reason}
+
+
+def _word_counts(run: Run) -> list[int]:
+    """Words per sentence of the training and dev texts, in the student's tokens."""
+    from bilstm_kd.text.vocab import tokenize
+
+    counts: list[int] = []
+    for examples in (run.inputs.train, *run.inputs.dev.values()):
+        counts += tokenize(list(examples.texts[0]), run.config.student.tokenizer).row_lengths().numpy().tolist()
+    return counts

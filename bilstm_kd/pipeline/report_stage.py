@@ -103,6 +103,14 @@ def report(run: Run, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "file_bytes": tflite["bytes"],
             "verification": {k: tflite["verification"][k] for k in ("max_abs_diff", "label_agreement")},
         }
+    mobile = results.get("export", {}).get("mediapipe", {})
+    if mobile.get("dev"):
+        models["student_mediapipe"] = {
+            "dev": mobile["dev"],
+            **({"test": mobile["test"]} if "test" in mobile else {}),
+            "file_bytes": mobile["bytes"],
+            "verification": mobile["verification"],
+        }
     inputs = run.inputs
     report: dict[str, Any] = {
         "task": run.task.name,

@@ -15,12 +15,13 @@ from bilstm_kd.cache import write_json
 
 REPORT_VERSION = 1
 PLOTTED_CLASSES = 30
-MODEL_ORDER = ("teacher", "student", "baseline", "student_tflite")
+MODEL_ORDER = ("teacher", "student", "baseline", "student_tflite", "student_mediapipe")
 MODEL_NAMES = {
     "teacher": "BERT teacher",
     "student": "distilled BiLSTM",
     "baseline": "BiLSTM, no teacher",
     "student_tflite": "distilled BiLSTM, TFLite",
+    "student_mediapipe": "distilled BiLSTM, MediaPipe TextClassifier",
 }
 
 
@@ -96,6 +97,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"TFLite vs Keras student on dev: max abs logit difference {tflite['max_abs_diff']:.2e}, "
             f"predicted labels agree on {100 * tflite['label_agreement']:.2f}%."
+        )
+    mobile = report["models"].get("student_mediapipe", {}).get("verification")
+    if mobile:
+        lines.append(
+            f"MediaPipe TextClassifier ({mobile['length']} words, {100 * mobile['truncated']:.1f}% of dev sentences "
+            f"longer) vs Keras student on dev: max abs probability difference {mobile['max_abs_diff']:.2e}, "
+            f"predicted labels agree on {100 * mobile['label_agreement']:.2f}%."
         )
     lines += _class_tables(report)
     transfer = report.get("transfer_set")

@@ -323,3 +323,29 @@ def test_baseline_epochs_change_only_the_baseline_fingerprint():
     assert longer_baseline["distill"]["epochs"] == 30 and baseline["distill"]["epochs"] == 4
     assert student_stages.more_epochs(baseline, longer_baseline)  # the baseline trains on from its epochs
     assert "baseline_epochs" not in baseline["distill"]  # runs from before the flag keep their fingerprints
+
+
+def test_the_regex_tokenizer_retrains_from_the_transfer_set_on_and_exports_a_checked_mediapipe_file(inputs, tmp_path):
+    pytest.importorskip("mediapipe")
+    config = tiny_config(inputs, tmp_path / "run")
+    run(config)
+    exported = json.loads((tmp_path / "run" / "stages" / "export.json").read_text())["outputs"]
+    assert "--tokenizer=regex" in exported["mediapipe"]["skipped"]  # the glue tokenizer: no MediaPipe file
+
+    student = dataclasses.replace(config.student, tokenizer="regex")
+    report = run(dataclasses.replace(config, student=student))
+    # The texts have no clitics to re-join, so the teacher's data is unchanged; the transfer set is re-tokenized.
+    assert statuses(report) == {
+        "teacher": "up to date",
+        "augment": "ran",
+        "label": "ran",
+        "distill": "ran",
+        "baseline": "ran",
+        "export": "ran",
+    }
+    mobile = report["models"]["student_mediapipe"]
+    assert mobile["verification"]["label_agreement"] == 1.0 and mobile["verification"]["max_abs_diff"] < 1e-5
+    assert mobile["dev"]["dev"]["accuracy"] == pytest.approx(report["models"]["student"]["dev"]["dev"]["accuracy"])
+    assert mobile["verification"]["length"] == 8  # the longest sentence has 4 words: the minimum length
+    assert (tmp_path / "run" / "export" / "student_mediapipe.tflite").exists()
+    assert "MediaPipe TextClassifier" in (tmp_path / "run" / "report.md").read_text()

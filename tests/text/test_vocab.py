@@ -6,7 +6,22 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bilstm_kd.text.vocab import MASK_ID, PAD_ID, UNK_ID, Vocabulary, WordTokenizer, count_words, tokenize
+from bilstm_kd.text.vocab import (
+    MASK,
+    MASK_ID,
+    PAD_ID,
+    RESERVED,
+    RUNTIME_DELIMITER,
+    TOKENIZATION_RULES,
+    UNK_ID,
+    Vocabulary,
+    WordTokenizer,
+    count_words,
+    lookup_table,
+    rejoin_clitics,
+    tokenization_rules,
+    tokenize,
+)
 
 TEXTS = ["It's a GOOD film, isn't it?", "the [MASK] was good .", "", "a very long long long long long long film"]
 
@@ -125,3 +140,65 @@ def test_word_tokenizer_config_round_trip():
     np.testing.assert_array_equal(restored(tf.constant(TEXTS)), tokenizer(tf.constant(TEXTS)))
     with pytest.raises(ValueError, match="max_length=0"):
         WordTokenizer(Vocabulary.from_texts(TEXTS).tokens, max_length=0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The regex tokenizer: what MediaPipe's on-device runtime reproduces (tests/export checks it against the runtime)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Don't stop, it's GOOD!", ["Don't", "stop", "it's", "GOOD"]),  # case kept, clitics whole, punctuation gone
+        ("good-film 3.5 e-mail@x.org", ["good", "film", "3", "5", "e", "mail", "x", "org"]),
+        ("naïve Über café", ["naïve", "Über", "café"]),  # letters beyond ASCII stay in their word
+        ("snake_case\ttabs\nnewline", ["snake_case", "tabs", "newline"]),
+        ("a [MASK] b [mask].", ["a", "[MASK]", "b", "[MASK]"]),  # augmentation's mask survives, in any case
+        ("... !!! 😀", []),
+        ("", []),
+    ],
+)
+def test_regex_tokenize(text, expected):
+    assert [token.decode() for token in tokenize(tf.constant([text]), "regex").to_list()[0]] == expected
+
+
+def test_regex_vocabulary_is_lowercase_and_is_looked_up_as_word_Word_and_WORD():
+    vocabulary = Vocabulary.from_texts(["Good FILM", "good film, bad", "it's great"], tokenizer="regex")
+    assert vocabulary.tokens == (*RESERVED, "film", "good", "bad", "great", "it's")
+    ids = WordTokenizer(vocabulary.tokens, 8, tokenizer="regex")(
+        tf.constant(["good Good GOOD GooD", "It's IT'S it'S", "[MASK] unknown"])
+    ).numpy()
+    good, its = vocabulary.tokens.index("good"), vocabulary.tokens.index("it's")
+    np.testing.assert_array_equal(ids[0], [good, good, good, UNK_ID])
+    np.testing.assert_array_equal(ids[1], [its, its, UNK_ID, PAD_ID])
+    np.testing.assert_array_equal(ids[2], [MASK_ID, UNK_ID, PAD_ID, PAD_ID])
+
+
+def test_lookup_table_spellings_and_shared_spelling_keeps_the_more_frequent_word():
+    tokens = (*RESERVED, "ss", "ß", "it's")  # "ß".upper() == "SS" == "ss".upper()
+    table = dict(lookup_table(tokens, "regex"))
+    assert table["SS"] == 3 and table["ss"] == 3 and table["Ss"] == 3 and table["ß"] == 4
+    assert table["It's"] == table["IT'S"] == 5 and table[MASK] == MASK_ID
+    assert "[PAD]" not in table and "[UNK]" not in table
+    assert dict(lookup_table(tokens)) == {MASK: 2, "ss": 3, "ß": 4, "it's": 5}  # glue: each token as itself
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("i do n't like it 's plot", "i don't like it's plot"),
+        ("we 're here , they 'll go , i 'd , you 've , i 'm", "we're here , they'll go , i'd , you've , i'm"),
+        ("ca n't and wo n't", "can't and won't"),
+        ("rock 'n' roll 's", "rock 'n' roll's"),
+        ("'s at the start", "'s at the start"),
+    ],
+)
+def test_rejoin_clitics(text, expected):
+    assert rejoin_clitics(text) == expected
+
+
+def test_tokenization_rules_of_glue_are_unchanged_and_regex_names_the_runtime_delimiter():
+    assert tokenization_rules("glue") == TOKENIZATION_RULES  # the fingerprints of earlier runs depend on it
+    assert ("split", RUNTIME_DELIMITER) in tokenization_rules("regex")
+    with pytest.raises(ValueError, match="tokenizer='bert'"):
+        tokenization_rules("bert")
