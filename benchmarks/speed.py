@@ -4,8 +4,10 @@ Models: the SST-2 student of Tang et al. 2019 (300-d multichannel embeddings, 15
 200 ReLU units), the offline all-MiniLM-L6-v2 teacher, and keras-hub BERT backbones with the exact shapes
 of BERT-base and BERT-large (random weights: speed does not depend on them). Each model reads the SST-2
 dev sentences in data order, batches padded to their longest, at batch 512 (the paper's setting) and at
-batch 1. Then the student's TFLite export runs a 20-word sentence on the plain LiteRT interpreter many
-times for single-sentence latency percentiles.
+batch 1. The student is timed as trained (`student`) and as exported (`student_exported`: word vectors
+folded into the input projection, `student.folding`, which `--fold_embeddings=auto` does at this size);
+the speed-ups are the exported student's. Then the student's TFLite export, folded and not, runs a 20-word
+sentence on the plain LiteRT interpreter many times for single-sentence latency percentiles.
 
     python benchmarks/speed.py --data_dir ../shared/data/glue/SST-2 > speed.json
 
@@ -27,10 +29,11 @@ import keras
 import keras_hub
 import numpy as np
 
-from bilstm_kd.data.readers import load_split
-from bilstm_kd.data.tasks import get_task
+from bilstm_kd.data.readers import read_examples
+from bilstm_kd.data.tasks import get_preset, get_task
 from bilstm_kd.export.tflite import export_tflite
 from bilstm_kd.report import speed
+from bilstm_kd.student.folding import fold_student, folded_bytes
 from bilstm_kd.student.models import build_student
 from bilstm_kd.teacher.loading import load_backbone_and_tokenizer, load_teacher
 from bilstm_kd.teacher.model import BertTeacher
@@ -63,11 +66,13 @@ def time_teacher(teacher: BertTeacher, texts: tuple, batch1_texts: tuple, second
     return {"parameters": speed.parameter_counts(teacher, embedding), **speed.throughputs(teacher, batches, seconds)}
 
 
-def tflite_latency(student, task, vocabulary, max_length: int, runs: int) -> dict:
+def tflite_latency(student, task, vocabulary, max_length: int, runs: int, fold: bool) -> dict:
     from ai_edge_litert.interpreter import Interpreter
 
     with tempfile.TemporaryDirectory() as directory:
-        path = export_tflite(student, task, vocabulary, max_length, os.path.join(directory, "student.tflite"))
+        path = export_tflite(
+            student, task, vocabulary, max_length, os.path.join(directory, "student.tflite"), fold=fold
+        )
         size = os.path.getsize(path)
         interpreter = Interpreter(model_path=path, num_threads=1)
         interpreter.allocate_tensors()
@@ -87,6 +92,7 @@ def tflite_latency(student, task, vocabulary, max_length: int, runs: int) -> dic
             latencies.append(time.perf_counter() - started)
         latencies = np.array(latencies[20:]) * 1000
     return {
+        "folded": fold,
         "max_length": max_length,
         "words": 20,
         "runs": runs,
@@ -108,8 +114,13 @@ def main() -> None:
     parser.add_argument("--tflite_runs", type=int, default=2000)
     args = parser.parse_args()
 
-    task = get_task("sst2")
-    train, dev = (load_split(task, split, "glue", args.data_dir) for split in ("train", "dev"))
+    task, preset = get_task("sst2"), get_preset("sst2")
+    train, dev = (
+        read_examples(
+            os.path.join(args.data_dir, f"{split}.tsv"), preset.text_columns, preset.label_column, task.label_names
+        )
+        for split in ("train", "dev")
+    )
     texts = (dev.texts[0][: args.examples],)
     batch1_texts = (dev.texts[0][: args.batch1_examples],)
     models = args.models.split(",")
@@ -129,11 +140,19 @@ def main() -> None:
             "batch_512": speed.student_batches(tokenizer, texts, 512),
             "batch_1": speed.student_batches(tokenizer, batch1_texts, 1),
         }
-        results["student"] = {
-            "parameters": speed.parameter_counts(student, speed.student_embedding_parameters(student)),
-            **speed.throughputs(student, batches, args.seconds),
+        parameters = speed.parameter_counts(student, speed.student_embedding_parameters(student))
+        results["student"] = {"parameters": parameters, **speed.throughputs(student, batches, args.seconds)}
+        exported = fold_student(student)
+        results["student_exported"] = {
+            "folded": True,
+            "folded_table_bytes": folded_bytes(student),
+            "parameters": parameters,  # the student's: the table is a cache of a product of its weights
+            **speed.throughputs(exported, batches, args.seconds),
         }
-        results["student_tflite"] = tflite_latency(student, task, vocabulary, args.max_length, args.tflite_runs)
+        for fold in (True, False):
+            results["student_tflite" + ("" if fold else "_unfolded")] = tflite_latency(
+                student, task, vocabulary, args.max_length, args.tflite_runs, fold
+            )
 
     if "minilm" in models:
         teacher = load_teacher("minilm", task.num_classes, max_length=128)
@@ -148,7 +167,7 @@ def main() -> None:
             del model
 
     if "student" in results:
-        student_speed = results["student"]
+        student_speed = results["student_exported"]
         for name in ("minilm", "bert_base", "bert_large"):
             if name in results:
                 results[f"student_vs_{name}"] = {

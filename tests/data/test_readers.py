@@ -151,7 +151,14 @@ def test_statistics_count_words_outside_the_vocabulary():
     stats = statistics(examples, get_task("mrpc"), vocabulary=["[PAD]", "[UNK]", "[MASK]", "a", "good", "x"])
     assert stats["labels"] == {"0": 1, "1": 2}
     # text_a: "film", ".", "dull", "plot" of 8 words are unknown, in 2 of 3 rows; text_b: "y" twice of 3 words.
-    assert stats["text_a_words"] == {"mean": 2.67, "max": 4, "p95": 3, "unknown": 0.5, "rows_with_unknown": 0.6667}
+    assert stats["text_a_words"] == {
+        "mean": 2.67,
+        "max": 4,
+        "p95": 3,
+        "p99": 4,
+        "unknown": 0.5,
+        "rows_with_unknown": 0.6667,
+    }
     assert stats["text_b_words"]["unknown"] == 0.6667 and stats["text_b_words"]["rows_with_unknown"] == 0.3333
     assert "unknown" not in statistics(examples, get_task("mrpc"))["text_a_words"]
 
