@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 import uuid
@@ -121,6 +122,10 @@ def fused_lstm_file(student, length: int, path: str) -> str:
     biases = [tf.constant(bias[d * 4 * units : (d + 1) * 4 * units]) for d in (0, 1)]
     recurrent = [tf.constant(np.asarray(student.encoder.recurrent_kernel)[d]) for d in (0, 1)]
     table = tf.constant(np.asarray(student.embedding(np.arange(student.vocabulary_size)[None]))[0])
+    # The classifier as constants: freezing variables inlines functions, which would lose the LSTM's marking.
+    hidden_kernel, hidden_bias, logits_kernel, logits_bias = (
+        tf.constant(np.asarray(weight)) for weight in (*student.hidden.weights, *student.logits.weights)
+    )
 
     class Fused(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([1, length], tf.int32)])
@@ -134,7 +139,8 @@ def fused_lstm_file(student, length: int, path: str) -> str:
                 fused(tf.concat([first, sequence], 1), zeros, zeros, kernels[d], recurrent[d], biases[d])[0]
                 for d, sequence in ((0, words), (1, tf.reverse(words, [1])))
             ]
-            return {"probabilities": tf.nn.softmax(student.classify((tf.concat(states, -1),)))}
+            hidden = tf.nn.relu(tf.matmul(tf.concat(states, -1), hidden_kernel) + hidden_bias)
+            return {"probabilities": tf.nn.softmax(tf.matmul(hidden, logits_kernel) + logits_bias)}
 
     module = Fused()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([module.__call__.get_concrete_function()], module)
@@ -142,6 +148,11 @@ def fused_lstm_file(student, length: int, path: str) -> str:
     with open(path, "wb") as file:
         file.write(converter.convert())
     return path
+
+
+def progress(results: dict) -> None:
+    """The figures so far, on stderr: a failure in a later part loses none of them."""
+    print(json.dumps(results), file=sys.stderr, flush=True)
 
 
 def pin_to_one_core() -> None:
@@ -213,10 +224,12 @@ def main() -> None:
                 quantization: timed_file(f"mediapipe_{quantization}", length, quantization=quantization)
                 for quantization in ("none", "float16", "dynamic_int8")
             }
+            progress(results)
         if "length" in parts:
             results["length_sweep"] = {
                 str(fixed): timed_file(f"length_{fixed}", fixed) for fixed in map(int, args.lengths.split(","))
             }
+            progress(results)
         if "forms" in parts:
             results["forms"] = {"unrolled_unfolded": timed_file("unfolded", length, fold=False)}
             path = fused_lstm_file(student, length, os.path.join(directory, "fused.tflite"))
