@@ -52,6 +52,40 @@ def test_masked_bilstm_backward_direction_starts_at_the_last_word():
     np.testing.assert_allclose(masked, alone, atol=1e-6)
 
 
+def test_ragged_batch_in_any_order_equals_each_sentence_alone_with_gradients():
+    # Rows run longest first inside the layer: outputs and gradients must come back in the batch's order.
+    rng = np.random.default_rng(2)
+    lengths = [2, 5, 0, 3, 5, 1]
+    inputs = tf.constant(rng.normal(size=(len(lengths), 5, 4)).astype("float32"))
+    mask = np.arange(5)[None, :] < np.array(lengths)[:, None]
+    row_weights = rng.normal(size=(len(lengths), 6)).astype("float32")
+    encoder = MaskedBiLSTM(3)
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        batch = encoder(inputs, mask=mask)
+        total = tf.reduce_sum(batch * row_weights)
+    weights = [encoder.kernel, encoder.recurrent_kernel, encoder.bias]
+    batch_gradients = tape.gradient(total, [inputs, *weights])
+    summed = [np.zeros(weight.shape, "float32") for weight in weights]
+    np.testing.assert_array_equal(batch[2], 0.0)  # the empty sentence
+    for row, length in enumerate(lengths):
+        if not length:
+            continue
+        row_input = inputs[row : row + 1, :length]
+        with tf.GradientTape() as tape:
+            tape.watch(row_input)
+            alone = encoder(row_input)
+            row_total = tf.reduce_sum(alone * row_weights[row])
+        np.testing.assert_allclose(batch[row : row + 1], alone, atol=1e-6)
+        row_gradients = tape.gradient(row_total, [row_input, *weights])
+        np.testing.assert_allclose(batch_gradients[0][row, :length], row_gradients[0][0], atol=1e-5)
+        np.testing.assert_array_equal(batch_gradients[0][row, length:], 0.0)
+        for index, gradient in enumerate(row_gradients[1:]):
+            summed[index] += np.asarray(gradient)
+    for batch_gradient, expected in zip(batch_gradients[1:], summed):  # the weights' gradient sums the rows'
+        np.testing.assert_allclose(batch_gradient, expected, atol=1e-5)
+
+
 def test_empty_sentence_encodes_to_zero_states():
     encoder = MaskedBiLSTM(3)
     output = encoder(np.ones((2, 0, 4), "float32"))
