@@ -48,6 +48,13 @@ class Words:
         return cls(tf.where(mask), lengths, tf.shape(mask)[0])
 
 
+def _lstm_cell(gates: tf.Tensor, cell: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The new hidden and cell states from the gates (input, forget, cell, output) and the cell state."""
+    input_gate, forget_gate, candidate, output_gate = tf.split(gates, 4, axis=-1)
+    new_cell = tf.sigmoid(forget_gate) * cell + tf.sigmoid(input_gate) * tf.tanh(candidate)
+    return tf.sigmoid(output_gate) * tf.tanh(new_cell), new_cell
+
+
 def bidirectional_recurrence(projected: tf.Tensor, words: Words, recurrent_kernel: tf.Tensor) -> tf.Tensor:
     """Both directions' final states from each word's input-gate pre-activations.
 
@@ -68,9 +75,9 @@ def bidirectional_recurrence(projected: tf.Tensor, words: Words, recurrent_kerne
     # padding; a finished row is not computed at all, as in PyTorch's packed sequences).
     order = tf.argsort(lengths, direction="DESCENDING", stable=True)  # sorted place -> row
     place = tf.scatter_nd(order[:, None], tf.range(batch_size), [batch_size])  # row -> sorted place (builtin ops)
-    active = tf.reduce_sum(
-        tf.cast(tf.gather(lengths, order)[None, :] > tf.range(last_step)[:, None], tf.int32), axis=1
-    )  # rows inside their sentence at each step
+    sorted_lengths = tf.gather(lengths, order)
+    # The rows inside their sentence at each step: a prefix of the sorted rows.
+    active = tf.reduce_sum(tf.cast(sorted_lengths[None, :] > tf.range(last_step)[:, None], tf.int32), axis=1)
     # Each word's gates go to [time, direction, sorted row], the layout the loop reads. The backward
     # direction takes each sentence in reverse within its own length: its last word first, so both directions
     # share one step counter and one active prefix. Positions past the longest sentence are never read (a
@@ -91,20 +98,27 @@ def bidirectional_recurrence(projected: tf.Tensor, words: Words, recurrent_kerne
     # sequence, added up at every step (4x slower training at batch 256, 50 steps).
     steps = tf.TensorArray(projected.dtype, size=last_step).unstack(gates_by_step)
 
-    def step(time, hidden, cell):
+    def packed_step(time, hidden, cell):  # only the rows still inside their sentence
         inside = active[time]
         gates = steps.read(time)[:, :inside] + tf.matmul(hidden[:, :inside], recurrent_kernel)
-        input_gate, forget_gate, candidate, output_gate = tf.split(gates, 4, axis=-1)
-        new_cell = tf.sigmoid(forget_gate) * cell[:, :inside] + tf.sigmoid(input_gate) * tf.tanh(candidate)
-        new_hidden = tf.sigmoid(output_gate) * tf.tanh(new_cell)
+        new_hidden, new_cell = _lstm_cell(gates, cell[:, :inside])
         new_hidden = tf.concat([new_hidden, hidden[:, inside:]], axis=1)
         new_cell = tf.concat([new_cell, cell[:, inside:]], axis=1)
         new_hidden.set_shape(hidden.shape)
         new_cell.set_shape(cell.shape)
         return time + 1, new_hidden, new_cell
 
-    zeros = tf.zeros(tf.stack([2, batch_size, units]), dtype=projected.dtype)
-    _, hidden, _ = tf.while_loop(lambda time, hidden, cell: time < last_step, step, (tf.constant(0), zeros, zeros))
+    def full_step(time, hidden, cell):  # every row, keeping the states of finished ones
+        new_hidden, new_cell = _lstm_cell(steps.read(time) + tf.matmul(hidden, recurrent_kernel), cell)
+        inside = tf.reshape(time < sorted_lengths, [1, -1, 1])
+        return time + 1, tf.where(inside, new_hidden, hidden), tf.where(inside, new_cell, cell)
+
+    def run(step):
+        zeros = tf.zeros(tf.stack([2, batch_size, units]), dtype=projected.dtype)
+        return tf.while_loop(lambda time, hidden, cell: time < last_step, step, (tf.constant(0), zeros, zeros))[1]
+
+    # One sentence has nothing to pack, and slicing costs a phone's interpreter (dynamic shapes) 10 us a step.
+    hidden = tf.cond(batch_size > 1, lambda: run(packed_step), lambda: run(full_step))
     hidden = tf.gather(hidden, place, axis=1)  # back to the batch's order
     return tf.concat([hidden[0], hidden[1]], axis=-1)
 
