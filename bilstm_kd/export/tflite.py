@@ -31,7 +31,7 @@ from bilstm_kd.export.common import (
     check_student_matches,
     vocabulary_tokens,
 )
-from bilstm_kd.student.folding import fold_student
+from bilstm_kd.student.folding import inference_model
 from bilstm_kd.text.vocab import MASK_ID, PAD_ID, UNK_ID, Vocabulary, WordTokenizer, tokenization_rules
 
 
@@ -79,7 +79,9 @@ def export_tflite(
     os.makedirs(directory, exist_ok=True)
 
     input_names = ID_INPUTS_PAIR if task.is_pair else (ID_INPUT_SINGLE,)
-    flatbuffer = _convert(fold_student(student) if fold else student, input_names, max_length, quantization)
+    # One sentence at a time on a phone: packing rows by length (for batches) costs more than it saves there.
+    model = inference_model(student, fold=fold, pack_rows=False)
+    flatbuffer = _convert(model, input_names, max_length, quantization)
     with open(path, "wb") as file:
         file.write(flatbuffer)
 

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from bilstm_kd.export import FOLDINGS
-from bilstm_kd.student.layers import Words, bidirectional_recurrence, check_positive_int
+from bilstm_kd.student.layers import MaskedBiLSTM, Words, bidirectional_recurrence, check_positive_int
 
 # `auto` folds when the folded table stays under this many bytes (float32). The table replaces the
 # embeddings and the input kernel; on phones a file of more than ~100 MB is rarely acceptable, and on a
@@ -52,6 +52,7 @@ class FoldedBiLSTM(keras.layers.Layer):
     Args:
         vocabulary_size: number of word ids, padding (0) included.
         units: state size of each direction.
+        pack_rows: as in `MaskedBiLSTM`.
 
     Call arguments:
         token_ids: int32 `[batch, time]`, 0 = padding (right-padded).
@@ -60,12 +61,13 @@ class FoldedBiLSTM(keras.layers.Layer):
     `set_from(student)`.
     """
 
-    def __init__(self, vocabulary_size: int, units: int, **kwargs):
+    def __init__(self, vocabulary_size: int, units: int, pack_rows: bool = True, **kwargs):
         super().__init__(**kwargs)
         check_positive_int("vocabulary_size", vocabulary_size)
         check_positive_int("units", units)
         self.vocabulary_size = vocabulary_size
         self.units = units
+        self.pack_rows = pack_rows
 
     def build(self, input_shape=None):
         self.gate_table = self.add_weight(
@@ -86,27 +88,47 @@ class FoldedBiLSTM(keras.layers.Layer):
         token_ids = tf.convert_to_tensor(token_ids, tf.int32)
         words = Words.of(tf.not_equal(token_ids, 0))
         projected = tf.gather(tf.convert_to_tensor(self.gate_table), tf.gather_nd(token_ids, words.positions))
-        return bidirectional_recurrence(projected, words, tf.convert_to_tensor(self.recurrent_kernel))
+        return bidirectional_recurrence(projected, words, tf.convert_to_tensor(self.recurrent_kernel), self.pack_rows)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 2 * self.units)
 
     def get_config(self):
         config = super().get_config()
-        config.update({"vocabulary_size": self.vocabulary_size, "units": self.units})
+        config.update({"vocabulary_size": self.vocabulary_size, "units": self.units, "pack_rows": self.pack_rows})
         return config
 
 
-def fold_student(student: keras.Model) -> keras.Model:
+def fold_student(student: keras.Model, pack_rows: bool = True) -> keras.Model:
     """An inference copy of `student` with the input projection folded into a per-word table.
 
     The copy has the student's inputs (`token_ids`, or `token_ids_a`/`token_ids_b` for pairs), shares its
     classifier layers, and returns the same logits up to float rounding; it does not train (no dropout).
     """
-    encoder = FoldedBiLSTM(student.vocabulary_size, student.lstm_units, name="folded_encoder")
-    encoder.set_from(student)
+    return inference_model(student, fold=True, pack_rows=pack_rows)
+
+
+def inference_model(student: keras.Model, fold: bool, pack_rows: bool = True) -> keras.Model:
+    """An inference copy of `student`, folded or not (`fold_student`), its encoder packing rows or not
+    (`pack_rows`, see `layers.bidirectional_recurrence`). It shares the student's classifier layers."""
     inputs = [keras.Input(shape=(None,), dtype="int32", name=tensor.name) for tensor in student.inputs]
-    logits = student.classify(tuple(encoder(token_ids) for token_ids in inputs))
-    folded = keras.Model(inputs if len(inputs) == 2 else inputs[0], logits, name=f"{student.name}_folded")
-    folded.num_classes, folded.vocabulary_size = student.num_classes, student.vocabulary_size
-    return folded
+    if fold:
+        encoder = FoldedBiLSTM(student.vocabulary_size, student.lstm_units, pack_rows, name="folded_encoder")
+        encoder.set_from(student)
+
+        def encode(token_ids):
+            return encoder(token_ids)
+
+    else:
+        encoder = MaskedBiLSTM(student.lstm_units, pack_rows, name="encoder")
+        encoder.build((None, None, student.embedding.output_dim))
+        encoder.set_weights(student.encoder.get_weights())
+
+        def encode(token_ids):
+            return encoder(student.embedding(token_ids), mask=keras.ops.not_equal(token_ids, 0))
+
+    logits = student.classify(tuple(encode(token_ids) for token_ids in inputs))
+    name = f"{student.name}_{'folded' if fold else 'inference'}"
+    model = keras.Model(inputs if len(inputs) == 2 else inputs[0], logits, name=name)
+    model.num_classes, model.vocabulary_size = student.num_classes, student.vocabulary_size
+    return model

@@ -55,7 +55,9 @@ def _lstm_cell(gates: tf.Tensor, cell: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]
     return tf.sigmoid(output_gate) * tf.tanh(new_cell), new_cell
 
 
-def bidirectional_recurrence(projected: tf.Tensor, words: Words, recurrent_kernel: tf.Tensor) -> tf.Tensor:
+def bidirectional_recurrence(
+    projected: tf.Tensor, words: Words, recurrent_kernel: tf.Tensor, pack_rows: bool = True
+) -> tf.Tensor:
     """Both directions' final states from each word's input-gate pre-activations.
 
     Args:
@@ -64,6 +66,8 @@ def bidirectional_recurrence(projected: tf.Tensor, words: Words, recurrent_kerne
             output.
         words: where the words are.
         recurrent_kernel: `[2, units, 4 * units]`.
+        pack_rows: multiply only the rows still inside their sentence at each step (faster for batches;
+            for one sentence at a time on a phone's interpreter, the slicing costs more than it saves).
 
     Returns:
         `[batch, 2 * units]`: the forward final state, then the backward one (zeros for an empty row).
@@ -113,12 +117,12 @@ def bidirectional_recurrence(projected: tf.Tensor, words: Words, recurrent_kerne
         inside = tf.reshape(time < sorted_lengths, [1, -1, 1])
         return time + 1, tf.where(inside, new_hidden, hidden), tf.where(inside, new_cell, cell)
 
-    def run(step):
-        zeros = tf.zeros(tf.stack([2, batch_size, units]), dtype=projected.dtype)
-        return tf.while_loop(lambda time, hidden, cell: time < last_step, step, (tf.constant(0), zeros, zeros))[1]
-
-    # One sentence has nothing to pack, and slicing costs a phone's interpreter (dynamic shapes) 10 us a step.
-    hidden = tf.cond(batch_size > 1, lambda: run(packed_step), lambda: run(full_step))
+    zeros = tf.zeros(tf.stack([2, batch_size, units]), dtype=projected.dtype)
+    _, hidden, _ = tf.while_loop(
+        lambda time, hidden, cell: time < last_step,
+        packed_step if pack_rows else full_step,
+        (tf.constant(0), zeros, zeros),
+    )
     hidden = tf.gather(hidden, place, axis=1)  # back to the batch's order
     return tf.concat([hidden[0], hidden[1]], axis=-1)
 
@@ -134,6 +138,8 @@ class MaskedBiLSTM(keras.layers.Layer):
     Args:
         units: state size of each direction. The output has `2 * units` features: the forward final
             state, then the backward one.
+        pack_rows: at each step, multiply only the rows still inside their sentence (see
+            `bidirectional_recurrence`); the TFLite export turns it off.
 
     Call arguments:
         inputs: float tensor `[batch, time, features]`.
@@ -146,10 +152,11 @@ class MaskedBiLSTM(keras.layers.Layer):
     TensorShape([2, 8])
     """
 
-    def __init__(self, units: int, **kwargs):
+    def __init__(self, units: int, pack_rows: bool = True, **kwargs):
         super().__init__(**kwargs)
         check_positive_int("units", units)
         self.units = units
+        self.pack_rows = pack_rows
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -181,7 +188,7 @@ class MaskedBiLSTM(keras.layers.Layer):
         # (60% on SST-2 dev in batches of 512), and the input projection is the largest matrix product.
         words = Words.of(mask)
         projected = tf.matmul(tf.gather_nd(inputs, words.positions), tf.convert_to_tensor(self.kernel)) + self.bias
-        return bidirectional_recurrence(projected, words, tf.convert_to_tensor(self.recurrent_kernel))
+        return bidirectional_recurrence(projected, words, tf.convert_to_tensor(self.recurrent_kernel), self.pack_rows)
 
     def compute_mask(self, inputs, mask=None):
         return None
@@ -191,7 +198,7 @@ class MaskedBiLSTM(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"units": self.units})
+        config.update({"units": self.units, "pack_rows": self.pack_rows})
         return config
 
 

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from bilstm_kd.student.layers import MaskedBiLSTM, StudentEmbedding
@@ -52,14 +53,15 @@ def test_masked_bilstm_backward_direction_starts_at_the_last_word():
     np.testing.assert_allclose(masked, alone, atol=1e-6)
 
 
-def test_ragged_batch_in_any_order_equals_each_sentence_alone_with_gradients():
+@pytest.mark.parametrize("pack_rows", [True, False])
+def test_ragged_batch_in_any_order_equals_each_sentence_alone_with_gradients(pack_rows):
     # Rows run longest first inside the layer: outputs and gradients must come back in the batch's order.
     rng = np.random.default_rng(2)
     lengths = [2, 5, 0, 3, 5, 1]
     inputs = tf.constant(rng.normal(size=(len(lengths), 5, 4)).astype("float32"))
     mask = np.arange(5)[None, :] < np.array(lengths)[:, None]
     row_weights = rng.normal(size=(len(lengths), 6)).astype("float32")
-    encoder = MaskedBiLSTM(3)
+    encoder = MaskedBiLSTM(3, pack_rows=pack_rows)
     with tf.GradientTape() as tape:
         tape.watch(inputs)
         batch = encoder(inputs, mask=mask)
