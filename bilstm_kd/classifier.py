@@ -5,8 +5,9 @@
     predictions = classifier.predict(["I loved it!", "Where is my card?"])
     predictions.labels, predictions.probabilities     # class names; [texts, classes], columns in label_names
 
-Both exports give the same answers: the SavedModel tokenizes inside the graph, the TFLite model is fed ids
-from the same tokenizer (`text.vocab.WordTokenizer`) built from the files written beside it.
+The exports give the same answers: the SavedModel tokenizes inside the graph, the TFLite model is fed ids
+from the same tokenizer (`text.vocab.WordTokenizer`) built from the files written beside it, and the
+MediaPipe file (`--tokenizer=regex`) runs in MediaPipe's `TextClassifier` with the tokenizer inside it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-KINDS = ("auto", "saved_model", "tflite")
+KINDS = ("auto", "saved_model", "tflite", "mediapipe")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Classifier:
 
     Attributes:
         path: the SavedModel directory or `.tflite` file.
-        kind: "saved_model" or "tflite".
+        kind: "saved_model", "tflite" or "mediapipe".
         label_names: the classes, in class-id order.
         is_pair: whether it classifies pairs of texts (`predict(texts_a, texts_b)`).
     """
@@ -50,6 +51,10 @@ class Classifier:
                 raise FileNotFoundError(f"{path} has no `labels` endpoint: re-export it with this version")
             self.label_names = tuple(name.decode("utf-8") for name in self._loaded.labels().numpy())
             self.is_pair = "text_a" in self._loaded.signatures["serve"].structured_input_signature[1]
+        elif kind == "mediapipe":
+            from bilstm_kd.export.mediapipe import label_names
+
+            self.label_names, self.is_pair = label_names(path), False
         else:
             from bilstm_kd.export.tflite import read_metadata
 
@@ -78,6 +83,10 @@ class Classifier:
             from bilstm_kd.export.saved_model import serve
 
             return serve(self._loaded, texts)["probabilities"]
+        if self.kind == "mediapipe":
+            from bilstm_kd.export.mediapipe import classify_with_mediapipe
+
+            return classify_with_mediapipe(self.path, texts, len(self.label_names))
         from bilstm_kd.export.tflite import tflite_predict_texts
 
         logits = tflite_predict_texts(self.path, texts)
@@ -87,19 +96,27 @@ class Classifier:
 
 def find_model(path: str | os.PathLike, kind: str = "auto") -> tuple[str, str]:
     """The exported model at `path`, a run directory, its `export/` directory, a SavedModel directory or a
-    `.tflite` file: `(model path, kind)`. "auto" prefers the SavedModel."""
+    `.tflite` file: `(model path, kind)`. "auto" prefers the SavedModel, then `student.tflite`; a `.tflite`
+    file without `<name>.metadata.json` beside it is taken for a MediaPipe file (metadata inside)."""
     if kind not in KINDS:
         raise ValueError(f"Unknown model kind {kind!r}; kinds: {', '.join(KINDS)}")
     path = os.fspath(path)
     if os.path.isfile(path):
         if not path.endswith(".tflite"):
             raise FileNotFoundError(f"{path} is a file but not a .tflite model")
-        return path, "tflite"
+        if kind == "auto":
+            from bilstm_kd.export.tflite import metadata_path
+
+            kind = "tflite" if os.path.exists(metadata_path(path)) else "mediapipe"
+        return path, kind
     candidates = {
         "saved_model": [path, os.path.join(path, "saved_model"), os.path.join(path, "export", "saved_model")],
         "tflite": [os.path.join(path, "student.tflite"), os.path.join(path, "export", "student.tflite")],
+        "mediapipe": [
+            os.path.join(path, name) for name in ("student_mediapipe.tflite", "export/student_mediapipe.tflite")
+        ],
     }
-    kinds = ("saved_model", "tflite") if kind == "auto" else (kind,)
+    kinds = ("saved_model", "tflite", "mediapipe") if kind == "auto" else (kind,)
     for candidate_kind in kinds:
         for candidate in candidates[candidate_kind]:
             found = os.path.isfile(os.path.join(candidate, "saved_model.pb")) or candidate.endswith(".tflite")

@@ -295,6 +295,17 @@ def classify_with_mediapipe(path: str | os.PathLike, texts: Sequence[str], num_c
     return scores
 
 
+def label_names(path: str | os.PathLike) -> tuple[str, ...]:
+    """The class names packed in a MediaPipe file, in class-id order (read by classifying an empty text)."""
+    from mediapipe.tasks.python import text
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    options = text.TextClassifierOptions(base_options=BaseOptions(model_asset_path=os.fspath(path)))
+    with text.TextClassifier.create_from_options(options) as classifier:
+        categories = classifier.classify("").classifications[0].categories
+    return tuple(category.category_name for category in sorted(categories, key=lambda category: category.index))
+
+
 def subgraph_count(path: str | os.PathLike) -> int:
     """How many subgraphs the TFLite file has (MediaPipe's TextClassifier takes only one)."""
     from mediapipe.tasks.metadata import schema_py_generated

@@ -279,3 +279,17 @@ def test_runtime_vocabulary_lists_every_spelling_with_pad_and_unknown_first():
 )
 def test_mediapipe_length_is_the_99th_percentile_in_multiples_of_8(counts, max_length, expected):
     assert mediapipe_export.mediapipe_length(counts, max_length) == expected
+
+
+def test_load_classifier_takes_a_mediapipe_file(mobile_file):
+    from bilstm_kd.classifier import find_model, load_classifier
+
+    path, student, task = mobile_file
+    assert find_model(path) == (str(path), "mediapipe")  # no student_mediapipe.metadata.json beside it
+    assert find_model(pathlib.Path(path).parent, "mediapipe") == (str(path), "mediapipe")
+    classifier = load_classifier(path)
+    assert classifier.label_names == task.label_names and not classifier.is_pair
+    predictions = classifier.predict(REGEX_TEXTS)
+    expected = tf.nn.softmax(student(regex_ids(REGEX_TEXTS))).numpy()
+    np.testing.assert_allclose(predictions.probabilities, expected, atol=1e-5)
+    assert predictions.labels == [task.label_names[i] for i in expected.argmax(-1)]
