@@ -122,7 +122,7 @@ def find_model(path: str | os.PathLike, kind: str = "auto") -> tuple[str, str]:
             found = os.path.isfile(os.path.join(candidate, "saved_model.pb")) or candidate.endswith(".tflite")
             if found and os.path.exists(candidate):
                 return candidate, candidate_kind
-    wanted = " or ".join(kinds)
+    wanted = kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} or {kinds[-1]}"
     raise FileNotFoundError(
         f"No exported {wanted} model at {path}: give a run directory whose export stage has run (export/), "
         "a SavedModel directory or a .tflite file"

@@ -174,4 +174,4 @@ def test_user_errors_are_one_line_and_status_2(trained_run, tmp_path):
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert f"error: {bad} has no column 'text' (--text_column); its columns are 'message', 'intent'" in missing.stderr
     no_model = python("bilstm_kd.predict", f"--model={tmp_path}", stdin="hi\n")
-    assert no_model.returncode == 2 and "No exported saved_model or tflite model at" in no_model.stderr
+    assert no_model.returncode == 2 and "No exported saved_model, tflite or mediapipe model at" in no_model.stderr
