@@ -237,9 +237,8 @@ class StudentConfig:
     max_length: int = _field(64, "Sentences are truncated to this many words (student and exports).")
     tokenizer: str = _field(
         "glue",
-        "The student's tokenizer: 'glue' (lowercase, punctuation and clitics split off, as GLUE's text) or "
-        "'regex' (words of letters, digits, _ and ', case looked up as word/Word/WORD): the one MediaPipe's "
-        "on-device TextClassifier runs, needed for the student_mediapipe.tflite export.",
+        "The student's tokenizer: 'glue' (lowercase; punctuation, clitics split off) or 'regex' (the one "
+        "MediaPipe's TextClassifier runs, needed for student_mediapipe.tflite; see README).",
         TOKENIZERS,
     )
     embeddings: str = _field(
@@ -333,21 +332,15 @@ class ExportConfig:
     tflite_quantization: str = _field("none", "TFLite weight quantization.", QUANTIZATIONS)
     fold_embeddings: str = _field(
         "auto",
-        "Fold the word vectors into the LSTM input projection in the exports (a table lookup replaces the "
-        "largest matrix product; the table has 8 x lstm_units columns): 'auto' folds when that table is at "
-        "most 100 MB.",
+        "Fold the word vectors into the LSTM input projection in the exports (a lookup replaces the largest "
+        "product; 8 x lstm_units columns a word): 'auto' folds when that table is at most 100 MB.",
         FOLDINGS,
     )
     export_mediapipe: bool = _field(
-        True,
-        "Export student_mediapipe.tflite for MediaPipe's TextClassifier (single-sentence tasks with "
-        "--tokenizer=regex), checked with the mediapipe package when it is installed.",
+        True, "Export student_mediapipe.tflite for MediaPipe's TextClassifier (one text, --tokenizer=regex)."
     )
     mediapipe_length: int = _field(
-        0,
-        "Fixed number of words of the MediaPipe model, which pays for all of them on every sentence "
-        "(0: the 99th percentile of the training and dev sentences, rounded up to a multiple of 8, at most "
-        "--max_length).",
+        0, "Fixed words of the MediaPipe model (0: 99th percentile of train and dev, a multiple of 8)."
     )
 
     def __post_init__(self) -> None:

@@ -54,8 +54,8 @@ def mediapipe_length(word_counts: Sequence[int], max_length: int, percentile: fl
 def runtime_vocabulary(vocabulary: Vocabulary | Sequence[str]) -> list[tuple[str, int]]:
     """The runtime's `token id` lines: `<PAD>`, `<UNKNOWN>`, then every spelling of every word
     (`text.vocab.lookup_table` of the `regex` tokenizer) with its word's id."""
-    spellings = [(spelling, index) for spelling, index in lookup_table(vocabulary_tokens(vocabulary), "regex")]
-    return [(RUNTIME_PAD, PAD_ID), (RUNTIME_UNKNOWN, UNK_ID), *((s, i) for s, i in spellings if s != MASK)]
+    spellings = lookup_table(vocabulary_tokens(vocabulary), "regex")
+    return [(RUNTIME_PAD, PAD_ID), (RUNTIME_UNKNOWN, UNK_ID), *(entry for entry in spellings if entry[0] != MASK)]
 
 
 def _input_forget_output_cell(columns: np.ndarray, units: int) -> np.ndarray:
