@@ -41,7 +41,7 @@ from bilstm_kd.distill.evaluation import traced_forward
 from bilstm_kd.export import mediapipe
 from bilstm_kd.export.tflite import export_tflite
 from bilstm_kd.report import speed
-from bilstm_kd.student.folding import fold_student
+from bilstm_kd.student.folding import fold_student, word_vectors
 from bilstm_kd.student.models import build_student
 from bilstm_kd.text.vocab import RESERVED, Vocabulary, WordTokenizer, rejoin_clitics, tokenize
 
@@ -121,7 +121,7 @@ def fused_lstm_file(student, length: int, path: str) -> str:
     kernels = [tf.constant(np.concatenate([kernel[:, d * 4 * units : (d + 1) * 4 * units], reset])) for d in (0, 1)]
     biases = [tf.constant(bias[d * 4 * units : (d + 1) * 4 * units]) for d in (0, 1)]
     recurrent = [tf.constant(np.asarray(student.encoder.recurrent_kernel)[d]) for d in (0, 1)]
-    table = tf.constant(np.asarray(student.embedding(np.arange(student.vocabulary_size)[None]))[0])
+    table = tf.constant(word_vectors(student))
     # The classifier as constants: freezing variables inlines functions, which would lose the LSTM's marking.
     hidden_kernel, hidden_bias, logits_kernel, logits_bias = (
         tf.constant(np.asarray(weight)) for weight in (*student.hidden.weights, *student.logits.weights)

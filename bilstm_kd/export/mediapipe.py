@@ -17,9 +17,7 @@ at length 32 (`benchmarks/mobile.py`).
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import io
 import os
 import sys
 import types
@@ -33,7 +31,8 @@ import tensorflow as tf
 from bilstm_kd.data.tasks import Task
 from bilstm_kd.export import QUANTIZATIONS
 from bilstm_kd.export.common import ID_INPUT_SINGLE, check_student_matches, vocabulary_tokens
-from bilstm_kd.student.folding import gate_table
+from bilstm_kd.export.tflite import convert_keras_model, tflite_input_length
+from bilstm_kd.student.folding import gate_table, word_vectors
 from bilstm_kd.student.layers import check_positive_int
 from bilstm_kd.text.vocab import MASK, PAD_ID, RUNTIME_DELIMITER, UNK_ID, Vocabulary, WordTokenizer, lookup_table
 
@@ -105,8 +104,7 @@ class UnrolledBiLSTM(keras.layers.Layer):
         if fold:
             self.table.assign(_input_forget_output_cell(gate_table(student), units))
         else:
-            vectors = np.asarray(student.embedding(np.arange(self.vocabulary_size, dtype="int32")[None]))[0]
-            self.table.assign(vectors)
+            self.table.assign(word_vectors(student))
             self.kernel.assign(_input_forget_output_cell(np.asarray(encoder.kernel), units))
             self.bias.assign(_input_forget_output_cell(np.asarray(encoder.bias), units))
         self.recurrent_kernel.assign(_input_forget_output_cell(np.asarray(encoder.recurrent_kernel), units))
@@ -165,17 +163,6 @@ def mobile_model(student: keras.Model, length: int, fold: bool = True) -> keras.
     token_ids = keras.Input(shape=(length,), batch_size=1, dtype="int32", name=ID_INPUT_SINGLE)
     probabilities = keras.ops.softmax(student.classify((encoder(token_ids),)), axis=-1)
     return keras.Model(token_ids, {"probabilities": probabilities}, name=f"{student.name}_mobile")
-
-
-def _convert(model: keras.Model, quantization: str) -> bytes:
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantization != "none":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantization == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the saved signatures
-        return converter.convert()
 
 
 def _metadata_writers():
@@ -251,7 +238,7 @@ def export_mediapipe(
         raise ImportError(
             f"{error}. The MediaPipe export needs the mediapipe package: pip install '.[mobile]'"
         ) from None
-    flatbuffer = _convert(mobile_model(student, length, fold), quantization)
+    flatbuffer = convert_keras_model(mobile_model(student, length, fold), quantization, f"length={length}")
 
     path = os.fspath(path)
     directory = os.path.dirname(path) or "."
@@ -322,13 +309,6 @@ def interpreter_probabilities(path: str | os.PathLike, ids: np.ndarray) -> np.nd
     return np.concatenate([runner(**{ID_INPUT_SINGLE: row[None].astype("int32")})["probabilities"] for row in ids])
 
 
-def input_length(path: str | os.PathLike) -> int:
-    from ai_edge_litert.interpreter import Interpreter
-
-    details = Interpreter(model_path=os.fspath(path)).get_signature_runner().get_input_details()
-    return int(details[ID_INPUT_SINGLE]["shape"][1])
-
-
 def verify_mediapipe(
     path: str | os.PathLike,
     student: keras.Model,
@@ -344,7 +324,7 @@ def verify_mediapipe(
         `label_agreement`, `max_abs_diff` of the probabilities, `examples`, `length`, `truncated` (the share of
         texts longer than it) and, with `labels` and `task`, the runtime's `scores` on them.
     """
-    length = input_length(path)
+    length = tflite_input_length(path)
     texts = [str(text) for text in texts]
     full = WordTokenizer(vocabulary_tokens(vocabulary), 100_000, tokenizer="regex")(tf.constant(texts))
     truncated = float(np.mean(np.sum(np.asarray(full) != PAD_ID, axis=1) > length)) if texts else 0.0

@@ -91,14 +91,21 @@ def export_tflite(
 
 def _convert(student: keras.Model, input_names: Sequence[str], max_length: int, quantization: str) -> bytes:
     """The student at a fixed length as a TFLite flatbuffer of builtin ops."""
-    # A functional wrapper fixes the sequence length and names inputs and output. Converting a Keras model
-    # (rather than a concrete function) freezes the weights into constants; a concrete function keeps them
-    # as resource variables, which the interpreter leaves uninitialised.
+    # A functional wrapper fixes the sequence length and names inputs and output.
     id_inputs = [keras.Input(shape=(max_length,), dtype="int32", name=name) for name in input_names]
     logits = student(tuple(id_inputs) if len(id_inputs) == 2 else id_inputs[0], training=False)
     fixed_length_model = keras.Model(id_inputs, {"logits": logits}, name=f"{student.name}_fixed_length")
-    converter = tf.lite.TFLiteConverter.from_keras_model(fixed_length_model)
-    # Builtin ops only: the plain LiteRT interpreter has no Flex (TensorFlow) kernels.
+    return convert_keras_model(fixed_length_model, quantization, f"max_length={max_length}")
+
+
+def convert_keras_model(model: keras.Model, quantization: str, setting: str = "") -> bytes:
+    """A Keras model of fixed input shapes as a TFLite flatbuffer of builtin ops, weights quantized as asked.
+
+    Converting a Keras model (rather than a concrete function) freezes the weights into constants; a concrete
+    function keeps them as resource variables, which the interpreter leaves uninitialised.
+    """
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    # Builtin ops only: the plain LiteRT interpreter (and MediaPipe) has no Flex (TensorFlow) kernels.
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantization != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -108,13 +115,12 @@ def _convert(student: keras.Model, input_names: Sequence[str], max_length: int, 
         # The converter saves the model first and prints the saved signatures to stdout: keep stdout clean
         # for callers that print results (benchmarks print JSON).
         with contextlib.redirect_stdout(io.StringIO()):
-            flatbuffer = converter.convert()
+            return converter.convert()
     except Exception as error:  # the converter raises many types; say which model and setting failed
         raise RuntimeError(
-            f"TFLite conversion of {student.name} (quantization={quantization!r}, max_length={max_length}) "
+            f"TFLite conversion of {model.name} (quantization={quantization!r}{', ' + setting if setting else ''}) "
             f"failed: {error}"
         ) from error
-    return flatbuffer
 
 
 def _write_side_files(

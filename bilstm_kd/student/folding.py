@@ -24,12 +24,16 @@ from bilstm_kd.student.layers import MaskedBiLSTM, Words, bidirectional_recurren
 AUTO_FOLD_MAX_BYTES = 100 * 2**20
 
 
+def word_vectors(student: keras.Model) -> np.ndarray:
+    """Every vocabulary word's vector as the encoder sees it (both channels when multichannel)."""
+    return np.asarray(student.embedding(np.arange(student.vocabulary_size, dtype="int32")[None]))[0]
+
+
 def gate_table(student: keras.Model) -> np.ndarray:
     """Each vocabulary word's input-gate pre-activations of both directions, bias included:
     `[vocabulary_size, 2 * 4 * lstm_units]` float32."""
-    vectors = np.asarray(student.embedding(np.arange(student.vocabulary_size, dtype="int32")[None]))[0]
     encoder = student.encoder
-    return (vectors @ np.asarray(encoder.kernel) + np.asarray(encoder.bias)).astype("float32")
+    return (word_vectors(student) @ np.asarray(encoder.kernel) + np.asarray(encoder.bias)).astype("float32")
 
 
 def folded_bytes(student: keras.Model) -> int:

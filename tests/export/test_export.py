@@ -10,7 +10,14 @@ from conftest import tiny_student
 
 from bilstm_kd.data.tasks import Task, get_task
 from bilstm_kd.export.saved_model import export_saved_model, saved_model_predict, verify_saved_model
-from bilstm_kd.export.tflite import export_tflite, metadata_path, tflite_predict, tflite_predict_texts, verify_tflite
+from bilstm_kd.export.tflite import (
+    export_tflite,
+    metadata_path,
+    tflite_input_length,
+    tflite_predict,
+    tflite_predict_texts,
+    verify_tflite,
+)
 from bilstm_kd.student.models import BiLSTMClassifier
 from bilstm_kd.text.vocab import RESERVED, TOKENIZATION_RULES, Vocabulary, WordTokenizer
 
@@ -192,7 +199,7 @@ def test_mediapipe_file_is_one_subgraph_of_builtin_ops(mobile_file):
     operators = tflite_operators(path)
     assert "WHILE" not in operators and "CUSTOM" not in operators
     assert not any(name.startswith("Flex") for name in operators)
-    assert mediapipe_export.input_length(path) == LENGTH
+    assert tflite_input_length(path) == LENGTH
 
 
 def test_mediapipe_runtime_scores_equal_the_interpreter_on_training_time_ids(mobile_file):
