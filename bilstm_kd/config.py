@@ -20,7 +20,8 @@ from bilstm_kd.distill import DISTILL_LOSSES, MSE_REDUCTIONS, OPTIMIZERS
 from bilstm_kd.distribute import STRATEGIES
 from bilstm_kd.export import FOLDINGS, QUANTIZATIONS
 from bilstm_kd.pipeline import STAGES
-from bilstm_kd.teacher import POOLINGS
+from bilstm_kd.student import LSTM_KERNELS
+from bilstm_kd.teacher import POOLINGS, PRECISIONS
 from bilstm_kd.text import TOKENIZERS
 
 
@@ -180,6 +181,13 @@ class TeacherConfig:
         "Fine-tune this many teachers (seeds --seed, --seed+1, ...) and label with the mean of their logits, "
         "an ensemble teacher as in Hinton et al. 2015; each member adds a fine-tuning and a labelling pass.",
     )
+    mixed_precision: str = _field(
+        "off",
+        "Teacher fine-tuning and labelling in 16 bits: auto is mixed_float16 (loss-scaled) on a GPU, "
+        "mixed_bfloat16 on a TPU or a CPU with bfloat16 instructions, else float32.",
+        PRECISIONS,
+    )
+    teacher_jit_compile: bool = _field(False, "Run the teacher with XLA, its inputs padded to a few bucket lengths.")
 
     def __post_init__(self) -> None:
         _check_choices(self)
@@ -262,6 +270,9 @@ class StudentConfig:
     lstm_units: int = _field(150, "LSTM units per direction (paper: 150 single sentence, 300 pairs).")
     hidden_units: int = _field(200, "Units of the ReLU layer before the logits (paper: 200 single, 400 pairs).")
     dropout: float = _field(0.0, "Dropout rate before the classifier layers.")
+    lstm_kernel: str = _field(
+        "auto", "How the BiLSTM runs: auto is cuDNN's fused kernel on a GPU, the packed loop elsewhere.", LSTM_KERNELS
+    )
 
     def __post_init__(self) -> None:
         _check_choices(self)

@@ -1,16 +1,46 @@
-"""The benchmark scripts stay importable as the package changes (they run for minutes, so tests do not run them)."""
+"""The benchmark scripts stay importable as the package changes (they run for minutes, so tests do not run them),
+and the accelerator benchmark, meant to be run on the first GPU lent, works in its quick form on the CPU."""
 
 import importlib.util
+import json
 import pathlib
+import sys
 
 import pytest
 
 BENCHMARKS = sorted((pathlib.Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
 
 
-@pytest.mark.parametrize("path", BENCHMARKS, ids=lambda path: path.name)
-def test_benchmark_imports_and_has_a_main(path):
+def load_benchmark(path):
     spec = importlib.util.spec_from_file_location(f"benchmark_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # every name it imports from bilstm_kd still exists
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", BENCHMARKS, ids=lambda path: path.name)
+def test_benchmark_imports_and_has_a_main(path):
+    module = load_benchmark(path)  # every name it imports from bilstm_kd still exists
     assert callable(module.main) and module.__doc__
+
+
+def test_accelerator_benchmark_quick_prints_every_figure(monkeypatch, capsys, tmp_path):
+    accelerator = load_benchmark(pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "accelerator.py")
+    monkeypatch.setattr(sys, "argv", ["accelerator.py", "--quick", "--data_dir", str(tmp_path)])  # the demo corpus
+    accelerator.main()
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["quick"] and figures["sentences"] == "demo corpus" and "cpu_threads" in figures["devices"]
+    fine_tuning, labelling = figures["teacher_fine_tuning"], figures["teacher_labelling"]
+    assert set(fine_tuning) == {"float32", "mixed", "mixed_xla"} == set(labelling) - {"sentences", "mean_word_pieces"}
+    assert fine_tuning["mixed"]["policy"] == figures["mixed_policy"] != "float32" and fine_tuning["mixed_xla"]["xla"]
+    assert fine_tuning["mixed"]["loss_scaled"] == (figures["mixed_policy"] == "mixed_float16")
+    for setting in ("mixed", "mixed_xla"):
+        assert 0 < labelling[setting]["max_logit_difference_vs_float32"] < 0.5
+        assert 0.9 <= labelling[setting]["label_agreement_vs_float32"] <= 1.0
+    assert all(fine_tuning[name]["examples_per_second"] > 0 for name in fine_tuning)
+    assert figures["student_training"]["cudnn_vs_masked"] > 0
+    inference = figures["inference"]
+    assert {"student_cudnn", "student_masked", "student_exported", "bert_base_float32", "bert_large_float32"} <= set(
+        inference
+    )
+    assert inference["speedups"]["student_vs_bert_large_float32_batch_512"] > 0

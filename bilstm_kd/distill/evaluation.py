@@ -14,23 +14,30 @@ from bilstm_kd.data.tasks import Task
 _TRACED_FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def traced_forward(model: keras.Model, input_signature: Any = None):
+def traced_forward(model: keras.Model, input_signature: Any = None, jit_compile: bool = False):
     """`model(inputs, training=False)` as one traced function, made once per model (and signature).
 
     With an `input_signature` (e.g. `[None, None]` shapes), one graph serves every input and the same input
     always gives the same bits. Without one, `reduce_retracing` makes one graph for every batch size and length
-    from the second input shape on. The cache holds the model weakly.
+    from the second input shape on. With `jit_compile`, XLA compiles one program per input shape (traced once
+    per shape: `experimental_get_tracing_count()` counts them), so the caller keeps the shapes few. The cache
+    holds the model weakly.
     """
     forwards = _TRACED_FORWARDS.setdefault(model, {})
-    key = repr(input_signature)
+    key = (repr(input_signature), jit_compile)
     if key not in forwards:
         model_reference = weakref.ref(model)
 
         def forward(inputs):
             return model_reference()(inputs, training=False)
 
-        signature = None if input_signature is None else [input_signature]
-        forwards[key] = tf.function(forward, input_signature=signature, reduce_retracing=signature is None)
+        signature = None if input_signature is None or jit_compile else [input_signature]
+        forwards[key] = tf.function(
+            forward,
+            input_signature=signature,
+            reduce_retracing=signature is None and not jit_compile,
+            jit_compile=jit_compile,
+        )
     return forwards[key]
 
 

@@ -122,10 +122,14 @@ class Run:
     def teacher_model(self):
         """The fine-tuned teacher, loaded onto this worker's devices (for labelling and the report)."""
         if self.teacher is None:
+            from bilstm_kd.teacher.precision import precision_policy
             from bilstm_kd.teacher.saving import load_fine_tuned_teacher
 
+            teacher = self.config.teacher
             with distribute.local_strategy(self.strategy).scope():
-                self.teacher = load_fine_tuned_teacher(self.paths.teacher, self.config.teacher.teacher_ensemble)
+                self.teacher = load_fine_tuned_teacher(
+                    self.paths.teacher, teacher.teacher_ensemble, precision_policy(teacher.mixed_precision)
+                )
         return self.teacher
 
     def tokenizer(self):

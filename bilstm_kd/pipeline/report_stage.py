@@ -30,7 +30,12 @@ def _teacher_entry(run: Run, results: dict[str, Any], texts: tuple) -> dict[str,
     embedding = size["embedding_parameters"]
     test = {
         split: inference.evaluate_teacher(
-            teacher, examples, run.task, run.config.teacher.label_batch_size, verbose=run.verbose
+            teacher,
+            examples,
+            run.task,
+            run.config.teacher.label_batch_size,
+            verbose=run.verbose,
+            jit_compile=run.config.teacher.teacher_jit_compile,
         )
         for split, examples in run.inputs.test.items()
     }

@@ -45,6 +45,7 @@ def _student_depends_on(run: Run) -> dict[str, Any]:
     student = dataclasses.asdict(run.config.student)
     if student["tokenizer"] == "glue":  # the default: runs from before the flag keep their fingerprints
         student.pop("tokenizer")
+    student.pop("lstm_kernel")  # how the LSTM runs, not what it computes: a GPU run resumes a CPU one
     return {
         "student_inputs": run.inputs.student_inputs_fingerprint,
         "student": student,
@@ -138,6 +139,7 @@ def _train(run: Run, directory: str, alpha: float, epochs: int, train_batches: C
             hidden_units=student_settings.hidden_units,
             multichannel=student_settings.multichannel,
             dropout=student_settings.dropout,
+            lstm_kernel=student_settings.lstm_kernel,
         )
         distiller = Distiller(
             student,

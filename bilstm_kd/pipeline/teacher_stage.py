@@ -26,13 +26,20 @@ def fine_tuning_settings(teacher: TeacherConfig):
         train_limit="teacher_train_limit",
         members="teacher_ensemble",
         eval_batch_size="label_batch_size",
+        jit_compile="teacher_jit_compile",
     )
 
 
 def depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
+    from bilstm_kd.teacher.precision import FLOAT32, precision_policy
+
     settings = dataclasses.asdict(run.config.teacher)
     if settings["teacher_ensemble"] == 1:
         settings.pop("teacher_ensemble")  # keeps the fingerprints of runs from before the flag
+    settings.pop("teacher_jit_compile")  # how the teacher runs, not what it computes
+    settings["mixed_precision"] = precision_policy(settings["mixed_precision"])  # what "auto" means here
+    if settings["mixed_precision"] == FLOAT32:
+        settings.pop("mixed_precision")
     return {"data": run.inputs.data_fingerprint, "teacher": settings, "seed": run.config.seed, **selection(run)}
 
 
@@ -54,7 +61,12 @@ def fine_tune(run: Run, results: dict[str, Any]) -> dict[str, Any]:
         run.teacher = model  # otherwise `Run.teacher_model` loads it onto this worker's devices
     dev_metrics = {
         split: inference.evaluate_teacher(
-            model, examples, run.task, config.teacher.label_batch_size, verbose=run.verbose
+            model,
+            examples,
+            run.task,
+            config.teacher.label_batch_size,
+            verbose=run.verbose,
+            jit_compile=config.teacher.teacher_jit_compile,
         )
         for split, examples in run.inputs.dev.items()
     }

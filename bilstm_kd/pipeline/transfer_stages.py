@@ -57,5 +57,6 @@ def label(run: Run, results: dict[str, Any]) -> dict[str, Any]:
         teacher_fingerprint=results["teacher"]["teacher_fingerprint"],
         verbose=run.verbose,
         strategy=run.strategy,
+        jit_compile=run.config.teacher.teacher_jit_compile,
     )
     return {"statistics": store.manifest.get("statistics", {}), "wrote": run.paths.labelled}

@@ -124,7 +124,8 @@ def inference_model(student: keras.Model, fold: bool, pack_rows: bool = True) ->
             return encoder(token_ids)
 
     else:
-        encoder = MaskedBiLSTM(student.lstm_units, pack_rows, name="encoder")
+        # The packed loop, not cuDNN: an export runs on any device.
+        encoder = MaskedBiLSTM(student.lstm_units, pack_rows, lstm_kernel="masked", name="encoder")
         encoder.build((None, None, student.embedding.output_dim))
         encoder.set_weights(student.encoder.get_weights())
 

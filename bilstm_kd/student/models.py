@@ -39,6 +39,7 @@ class _Student(keras.Model):
             "hidden_units": self.hidden_units,
             "multichannel": self.multichannel,
             "dropout": self.dropout,
+            "lstm_kernel": self.encoder.lstm_kernel,
             "name": self.name,
             "trainable": self.trainable,
         }
@@ -71,6 +72,8 @@ class BiLSTMClassifier(_Student):
         hidden_units: size of the ReLU layer.
         multichannel: a frozen and a trainable copy of the word vectors (Kim, 2014).
         dropout: dropout rate on the sentence encoding and on the ReLU layer, while training.
+        lstm_kernel: how the BiLSTM runs (`MaskedBiLSTM`): cuDNN on a GPU and the packed loop elsewhere
+            (`"auto"`), or `"cudnn"` / `"masked"`. It changes neither the function nor the weights.
 
     Call arguments:
         token_ids: int32 `[batch, time]`, 0 = padding (right-padded).
@@ -91,12 +94,13 @@ class BiLSTMClassifier(_Student):
         hidden_units: int = 200,
         multichannel: bool = True,
         dropout: float = 0.0,
+        lstm_kernel: str = "auto",
         **kwargs,
     ):
         _check_student_arguments(num_classes, lstm_units, hidden_units, dropout)
         # === Layers ===
         self.embedding = StudentEmbedding(vocabulary_size, embedding_dim, multichannel, name="embedding")
-        self.encoder = MaskedBiLSTM(lstm_units, name="encoder")
+        self.encoder = MaskedBiLSTM(lstm_units, lstm_kernel=lstm_kernel, name="encoder")
         self.encoding_dropout = keras.layers.Dropout(dropout, name="encoding_dropout")
         self.hidden = keras.layers.Dense(hidden_units, activation="relu", name="hidden")
         self.hidden_dropout = keras.layers.Dropout(dropout, name="hidden_dropout")
@@ -136,6 +140,7 @@ class SiameseBiLSTMClassifier(_Student):
         hidden_units: size of the ReLU layer.
         multichannel: a frozen and a trainable copy of the word vectors (Kim, 2014).
         dropout: dropout rate on the pair features and on the ReLU layer, while training.
+        lstm_kernel: how the BiLSTM runs, as in `BiLSTMClassifier`.
 
     Call arguments:
         inputs: a tuple `(token_ids_a, token_ids_b)` of int32 `[batch, time]` ids, 0 = padding; the two may
@@ -157,12 +162,13 @@ class SiameseBiLSTMClassifier(_Student):
         hidden_units: int = 400,
         multichannel: bool = True,
         dropout: float = 0.0,
+        lstm_kernel: str = "auto",
         **kwargs,
     ):
         _check_student_arguments(num_classes, lstm_units, hidden_units, dropout)
         # === Layers ===
         self.embedding = StudentEmbedding(vocabulary_size, embedding_dim, multichannel, name="embedding")
-        self.encoder = MaskedBiLSTM(lstm_units, name="encoder")
+        self.encoder = MaskedBiLSTM(lstm_units, lstm_kernel=lstm_kernel, name="encoder")
         self.features_dropout = keras.layers.Dropout(dropout, name="features_dropout")
         self.hidden = keras.layers.Dense(hidden_units, activation="relu", name="hidden")
         self.hidden_dropout = keras.layers.Dropout(dropout, name="hidden_dropout")
@@ -201,6 +207,7 @@ def build_student(
     hidden_units: int = 200,
     multichannel: bool = True,
     dropout: float = 0.0,
+    lstm_kernel: str = "auto",
 ) -> keras.Model:
     """The student for `task`: a `SiameseBiLSTMClassifier` for sentence pairs, else a `BiLSTMClassifier`.
 
@@ -209,7 +216,7 @@ def build_student(
         vocabulary_size: number of word ids, reserved tokens included.
         embedding_matrix: pretrained vectors `[vocabulary_size, dim]`; they set the embedding size.
         embedding_dim: the embedding size without `embedding_matrix`.
-        lstm_units, hidden_units, multichannel, dropout: as in `BiLSTMClassifier`.
+        lstm_units, hidden_units, multichannel, dropout, lstm_kernel: as in `BiLSTMClassifier`.
     """
     if embedding_matrix is not None:
         embedding_matrix = np.asarray(embedding_matrix)
@@ -228,6 +235,7 @@ def build_student(
         hidden_units=hidden_units,
         multichannel=multichannel,
         dropout=dropout,
+        lstm_kernel=lstm_kernel,
         name=f"{task.name}_student",
     )
     if embedding_matrix is not None:

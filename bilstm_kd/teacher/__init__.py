@@ -2,8 +2,10 @@
 logits (`inference`), fine-tuning (`fine_tuning`), saving and reloading (`saving`) and static word vectors for
 the student (`word_vectors`).
 
-This file imports nothing heavy: the command line validates `--teacher_pooling` against `POOLINGS` before
-TensorFlow loads.
+This file imports nothing heavy: the command line validates `--teacher_pooling` and `--mixed_precision` against
+`POOLINGS` and `PRECISIONS` before TensorFlow loads.
 """
 
 POOLINGS = ("cls", "mean")
+# --mixed_precision: off (float32), auto (by device, `precision.precision_policy`), or a Keras policy by name.
+PRECISIONS = ("off", "auto", "mixed_float16", "mixed_bfloat16")

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from bilstm_kd.teacher.inference import EncodedTexts
+from bilstm_kd.teacher.precision import bucket_width
 
 
 def training_batches(
@@ -34,14 +35,27 @@ def training_batches(
     return batches
 
 
-def training_dataset(encoded: EncodedTexts, labels: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
-    """Endless length-grouped batches; epoch e is shuffled from (seed, e). Use with `steps_per_epoch`."""
+def training_dataset(
+    encoded: EncodedTexts,
+    labels: np.ndarray,
+    batch_size: int,
+    seed: int,
+    buckets: tuple[int, ...] | None = None,
+    first_epoch: int = 0,
+) -> tf.data.Dataset:
+    """Endless length-grouped batches from epoch `first_epoch` on (a resumed fine-tuning); epoch e is shuffled
+    from (seed, e). Use with `steps_per_epoch`.
+
+    With `buckets` (`precision.length_buckets`, for XLA), each batch is padded to the smallest bucket that
+    holds its longest example, rather than to that example.
+    """
 
     def generate():
-        for epoch in itertools.count():
+        for epoch in itertools.count(first_epoch):
             rng = np.random.default_rng([seed, epoch])
             for indices in training_batches(encoded.lengths, batch_size, rng):
-                batch = encoded.batch(indices)
+                width = bucket_width(int(encoded.lengths[indices].max()), buckets) if buckets else 0
+                batch = encoded.batch(indices, width)
                 # int32, the backbone's input type: under a tf.distribute strategy Keras averages a first
                 # batch across replicas to build the model, which a bool tensor cannot be.
                 batch["padding_mask"] = batch["padding_mask"].astype(np.int32)

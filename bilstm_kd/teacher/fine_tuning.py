@@ -5,6 +5,7 @@ AdamW (weight decay 0.01, none on biases and layer norms) with BERT's warm-up an
 Each teacher's directory holds `teacher.keras` and its `teacher.json` record (`saving`): its dev metrics,
 history and the fingerprint of everything it depends on, so that a finished fine-tuning with the same
 settings and data is reused rather than repeated (an ensemble grown by one member fine-tunes only that one).
+An interrupted fine-tuning resumes at its next epoch (`resume`).
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from bilstm_kd import cache
 from bilstm_kd.data.tasks import Task
 from bilstm_kd.distill.callbacks import SelectBestOnDev
 from bilstm_kd.distribute import strategies as distribute
+from bilstm_kd.teacher import resume
 from bilstm_kd.teacher.batches import training_dataset
 from bilstm_kd.teacher.inference import EncodedTexts, TextExamples, encode_texts, encoded_logits, evaluate_teacher
 from bilstm_kd.teacher.loading import load_teacher
 from bilstm_kd.teacher.model import BertTeacher, TeacherEnsemble, teacher_size
+from bilstm_kd.teacher.precision import FLOAT32, length_buckets, precision_policy
 from bilstm_kd.teacher.saving import (
     TEACHER_FILE,
     TEACHER_METADATA,
@@ -59,6 +62,9 @@ class FineTuning:
         train_limit: fine-tune on the first N training examples only (0: all).
         members: how many teachers (seeds `seed` .. `seed + members - 1`) make the ensemble.
         eval_batch_size: examples per forward pass when scoring on dev.
+        mixed_precision: `"off"`, `"auto"` or a mixed Keras policy (`precision.precision_policy`); the
+            saved teacher is float32 either way.
+        jit_compile: XLA, with batches padded to a few bucket lengths (`precision.length_buckets`).
     """
 
     teacher: str = "minilm"
@@ -71,6 +77,8 @@ class FineTuning:
     train_limit: int = 0
     members: int = 1
     eval_batch_size: int = 256
+    mixed_precision: str = "off"
+    jit_compile: bool = False
 
     @property
     def dev_batch_size(self) -> int:
@@ -104,6 +112,7 @@ class _SelectBestTeacher(SelectBestOnDev):
         batch_size: int,
         verbose: int = 1,
         save: bool = True,
+        jit_compile: bool = False,
     ):
         super().__init__(mode="max", best_epoch=0)
         self.save = save
@@ -113,12 +122,26 @@ class _SelectBestTeacher(SelectBestOnDev):
         self.path = path
         self.batch_size = batch_size
         self.verbose = verbose
+        self.jit_compile = jit_compile
         self.best_metrics: dict[str, float] = {}
         self.history: list[dict[str, float]] = []
 
+    def state(self) -> dict[str, Any]:
+        """What a resumed fine-tuning carries over (`resume`)."""
+        return {
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+            "best_metrics": self.best_metrics,
+            "history": self.history,
+        }
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        self.best_value, self.best_epoch = state["best_value"], state["best_epoch"]
+        self.best_metrics, self.history = state["best_metrics"], state["history"]
+
     def score(self, epoch: int, logs: dict[str, Any]) -> float:
         progress = keras.utils.Progbar(len(self.dev), unit_name="example") if self.verbose else None
-        logits = encoded_logits(self.model, self.dev, self.batch_size, progress)
+        logits = encoded_logits(self.model, self.dev, self.batch_size, progress, jit_compile=self.jit_compile)
         self.last_metrics = self.task.evaluate(self.dev_labels, np.argmax(logits, axis=-1))
         self.history.append({"epoch": epoch + 1, **logs, **{f"dev_{k}": v for k, v in self.last_metrics.items()}})
         return self.last_metrics[self.task.metrics[0]]
@@ -137,8 +160,11 @@ class _SelectBestTeacher(SelectBestOnDev):
 
 def _fine_tuning_settings(fine_tuning: FineTuning, task: Task, train: TextExamples, dev: TextExamples, seed: int):
     settings = dataclasses.asdict(fine_tuning)
-    for name in ("eval_batch_size", "members"):  # neither changes one fine-tuned teacher
+    for name in ("eval_batch_size", "members", "jit_compile"):  # none changes one fine-tuned teacher
         settings.pop(name)
+    settings["mixed_precision"] = precision_policy(fine_tuning.mixed_precision)  # what "auto" is here
+    if settings["mixed_precision"] == FLOAT32:
+        settings.pop("mixed_precision")  # teachers fine-tuned before the flag keep their fingerprints
     return {
         "format": FINE_TUNING_FORMAT,
         "teacher": settings,
@@ -226,14 +252,16 @@ def _fine_tune_member(
     chief = distribute.is_chief(strategy)
     settings = _fine_tuning_settings(fine_tuning, task, train, dev, seed)
     settings_fingerprint = cache.fingerprint(settings)
+    policy = precision_policy(fine_tuning.mixed_precision)
     metadata = read_metadata(directory)
     if _is_finished(metadata, settings_fingerprint, directory):
         if verbose:
             print(f"Reusing the fine-tuned teacher in {directory} (same settings and data)", flush=True)
-        return load_fine_tuned_teacher(directory), metadata["dev_metrics"]
+        return load_fine_tuned_teacher(directory, dtype_policy=policy), metadata["dev_metrics"]
 
+    interrupted = resume.read_state(directory, settings_fingerprint)
     distribute.barrier(strategy)  # every worker has seen the old metadata before the chief removes it
-    if chief:
+    if chief and interrupted is None:
         _remove_teacher(directory)
     if fine_tuning.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(
@@ -246,11 +274,13 @@ def _fine_tune_member(
         raise ValueError("The teacher has no training examples (check --train_limit and --teacher_train_limit)")
     keras.utils.set_random_seed(seed)
     with strategy.scope():
-        teacher = load_teacher(fine_tuning.teacher, task.num_classes, fine_tuning.pooling, fine_tuning.max_length)
+        teacher = load_teacher(
+            fine_tuning.teacher, task.num_classes, fine_tuning.pooling, fine_tuning.max_length, dtype_policy=policy
+        )
     train_encoded = encode_texts(teacher.preprocessor, *train.texts)
     steps_per_epoch = math.ceil(len(train) / fine_tuning.batch_size)
     with strategy.scope():
-        _compile(teacher, fine_tuning, total_steps=steps_per_epoch * fine_tuning.epochs)
+        compile_teacher(teacher, fine_tuning, total_steps=steps_per_epoch * fine_tuning.epochs)
     selector = _SelectBestTeacher(
         encode_texts(teacher.preprocessor, *dev.texts),
         np.asarray(dev.labels),
@@ -259,25 +289,46 @@ def _fine_tune_member(
         batch_size=fine_tuning.dev_batch_size,
         verbose=verbose,
         save=chief,
+        jit_compile=fine_tuning.jit_compile,
     )
+    first_epoch, earlier_seconds = 0, 0.0
+    if interrupted is not None:
+        with strategy.scope():
+            resume.restore(teacher, directory, interrupted)
+        selector.restore_state(interrupted["selection"])
+        first_epoch, earlier_seconds = interrupted["epochs_done"], interrupted["seconds"]
+        if verbose:
+            print(f"Resuming the teacher's fine-tuning in {directory} after epoch {first_epoch}", flush=True)
     started = time.time()
+    checkpoint = resume.EpochCheckpoint(
+        directory, settings_fingerprint, selector.state, lambda: earlier_seconds + time.time() - started, save=chief
+    )
     teacher.fit(
         distribute.shard_by_data(
-            training_dataset(train_encoded, np.asarray(train.labels, dtype=np.int32), fine_tuning.batch_size, seed)
+            training_dataset(
+                train_encoded,
+                np.asarray(train.labels, dtype=np.int32),
+                fine_tuning.batch_size,
+                seed,
+                buckets=length_buckets(teacher.sequence_length) if fine_tuning.jit_compile else None,
+                first_epoch=first_epoch,
+            )
         ),
+        initial_epoch=first_epoch,
         epochs=fine_tuning.epochs,
         steps_per_epoch=steps_per_epoch,
-        callbacks=[selector, *callbacks],
+        callbacks=[selector, checkpoint, *callbacks],
         shuffle=False,  # the dataset shuffles itself, by length windows
         verbose=verbose,
     )
-    seconds = time.time() - started
+    seconds = earlier_seconds + time.time() - started
     if chief:
         _write_fine_tuning_metadata(
             directory, settings, settings_fingerprint, selector, train, train_encoded, seconds, teacher
         )
+        resume.remove(directory)
     distribute.barrier(strategy)  # the other workers read what the chief wrote
-    return load_fine_tuned_teacher(directory), selector.best_metrics
+    return load_fine_tuned_teacher(directory, dtype_policy=policy), selector.best_metrics
 
 
 def _is_finished(metadata: dict[str, Any] | None, settings_fingerprint: str, directory: str) -> bool:
@@ -293,29 +344,35 @@ def _is_finished(metadata: dict[str, Any] | None, settings_fingerprint: str, dir
 def _remove_teacher(directory: str) -> None:
     """Removes a teacher before it is trained again: an interrupted retraining never leaves one to be reused."""
     os.makedirs(directory, exist_ok=True)
+    resume.remove(directory)  # of other settings
     for stale in (TEACHER_METADATA, TEACHER_FILE):
         if os.path.exists(os.path.join(directory, stale)):
             os.remove(os.path.join(directory, stale))
 
 
-def _compile(teacher: BertTeacher, fine_tuning: FineTuning, total_steps: int) -> None:
-    """AdamW with BERT's schedule and weight decay; call inside the strategy's scope."""
+def compile_teacher(teacher: BertTeacher, fine_tuning: FineTuning, total_steps: int) -> None:
+    """AdamW with BERT's schedule and weight decay, loss-scaled under mixed_float16, XLA with `jit_compile`;
+    call inside the strategy's scope."""
     schedule = WarmupLinearDecay(
         fine_tuning.learning_rate, warmup_steps=int(fine_tuning.warmup_fraction * total_steps), total_steps=total_steps
     )
     optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=0.01, epsilon=1e-6)
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    if teacher.precision == "mixed_float16":
+        # float16 gradients underflow: the loss is scaled up (and the gradients back down) dynamically.
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     if teacher.pooling == "mean":
         # The [CLS] pooler is not on the mean-pooled path: freezing it avoids "no gradient" warnings.
         teacher.backbone.get_layer("pooled_dense").trainable = False
-    # Batches have many different lengths: XLA would compile once per length, plain graphs do not.
+    # Under XLA, batches are padded to a few bucket lengths (`precision.length_buckets`): XLA compiles one
+    # program per shape, and unbucketed batches have as many shapes as lengths.
     # Batches are full and split evenly, so Keras' mean loss per replica, divided by the number of
     # replicas, sums to the mean over the global batch: a step equals one on a single device.
     teacher.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        jit_compile=False,
+        jit_compile=fine_tuning.jit_compile,
     )
 
 

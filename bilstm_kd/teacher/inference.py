@@ -20,6 +20,7 @@ import tensorflow as tf
 from bilstm_kd.data.tasks import Task
 from bilstm_kd.distill.evaluation import traced_forward
 from bilstm_kd.teacher.model import BertTeacher
+from bilstm_kd.teacher.precision import bucketed_batches, length_buckets
 
 # Padded word pieces per inference batch. On this 2-core machine, MiniLM labelling SST-2 sentences ran at
 # ~125 GFLOP/s with batches of at most 1,024-2,048 word pieces, ~100 with 256 sentences (~3,500 word pieces)
@@ -61,11 +62,10 @@ class EncodedTexts:
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def batch(self, indices: np.ndarray, length_multiple: int = 1) -> dict[str, np.ndarray]:
-        """BERT inputs of the examples `indices`, padded to the longest of them (rounded up to a multiple)."""
+    def batch(self, indices: np.ndarray, width: int = 0) -> dict[str, np.ndarray]:
+        """BERT inputs of the examples `indices`, padded to the longest of them, or to `width` if longer."""
         lengths = self.lengths[indices]
-        width = int(lengths.max()) if len(lengths) else 1
-        width = -(-width // length_multiple) * length_multiple
+        width = max(int(lengths.max()) if len(lengths) else 1, width)
         positions = np.arange(width)
         padding_mask = positions[None, :] < lengths[:, None]
         # Positions past an example's end read a valid neighbour and are then overwritten with padding.
@@ -77,9 +77,10 @@ class EncodedTexts:
         }
 
 
-def _normalise_masks(texts: tf.Tensor) -> tf.Tensor:
-    # The tokenizer only recognises the upper-case special token; augmentation and users may write any case.
-    return tf.strings.regex_replace(texts, r"(?i)\[mask\]", "[MASK]")
+def _normalise_masks(texts: tf.Tensor, mask_token: str) -> tf.Tensor:
+    # Augmentation writes "[MASK]" (users may write any case): it becomes the tokenizer's own mask token, which
+    # it recognises exactly as written ("[MASK]" for BERT, "<mask>" for MPNet).
+    return tf.strings.regex_replace(texts, r"(?i)\[mask\]", mask_token)
 
 
 def _as_text_array(texts: Sequence[str] | np.ndarray) -> np.ndarray:
@@ -104,7 +105,8 @@ def _packing_function(preprocessor: keras_hub.models.BertTextClassifierPreproces
 
         def pack(*columns):
             preprocessor = preprocessor_reference()
-            segments = tuple(_normalise_masks(column) for column in columns)
+            mask_token = preprocessor.tokenizer.mask_token
+            segments = tuple(_normalise_masks(column, mask_token) for column in columns)
             # Keyword `x`: a positional tuple would be read as (x, y) by keras-hub's preprocessing wrapper.
             packed = preprocessor(x=segments if pair else segments[0])
             padding_mask = tf.cast(packed["padding_mask"], tf.bool)
@@ -184,23 +186,33 @@ def encoded_logits(
     progress: keras.utils.Progbar | None = None,
     max_tokens: int = INFERENCE_TOKENS_PER_BATCH,
     strategy: tf.distribute.Strategy | None = None,
+    jit_compile: bool = False,
 ) -> np.ndarray:
     """Logits of already encoded examples, in their original order, computed in length-sorted batches.
 
     Batches hold at most `batch_size` examples and `max_tokens` padded word pieces (see
     `INFERENCE_TOKENS_PER_BATCH`; 0 lifts that limit). With a `strategy` of several replicas on this
     machine (`distribute.local_strategy`; the teacher created in its scope), each batch (global, as every
-    batch size here) is split between the replicas, which run at the same time.
+    batch size here) is split between the replicas, which run at the same time. With `jit_compile`, XLA
+    runs the teacher, on batches of a few shapes only (`precision.bucketed_batches`: one per length bucket).
     """
     logits = np.zeros([len(encoded), teacher.num_classes], np.float32)
-    forward = traced_forward(teacher, TEACHER_INPUTS)
+    forward = traced_forward(teacher, TEACHER_INPUTS, jit_compile)
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-    for indices in length_sorted_batches(encoded.lengths, batch_size, max_tokens):
-        batch = encoded.batch(indices)
+    if jit_compile:
+        buckets = length_buckets(teacher.sequence_length)
+        batches = bucketed_batches(encoded.lengths, batch_size, max_tokens, buckets)
+    else:
+        sorted_batches = length_sorted_batches(encoded.lengths, batch_size, max_tokens)
+        batches = [(indices, 0, len(indices)) for indices in sorted_batches]
+    for indices, width, rows in batches:
+        # A bucket's last batch is filled up with its first example again, so that it has the bucket's shape.
+        filled = np.concatenate([indices, np.full(rows - len(indices), indices[0])])
+        batch = encoded.batch(filled, width)
         if replicas > 1:
-            logits[indices] = _replica_logits(strategy, forward, batch)
+            logits[indices] = _replica_logits(strategy, forward, batch)[: len(indices)]
         else:
-            logits[indices] = forward(batch).numpy()
+            logits[indices] = forward(batch).numpy()[: len(indices)]
         if progress is not None:
             progress.add(len(indices))
     return logits
@@ -232,7 +244,9 @@ def _replicated_function(strategy: tf.distribute.Strategy, forward):
     return function
 
 
-def teacher_logits(teacher: BertTeacher, *texts: Sequence[str], batch_size: int = 256, verbose: int = 0) -> np.ndarray:
+def teacher_logits(
+    teacher: BertTeacher, *texts: Sequence[str], batch_size: int = 256, verbose: int = 0, jit_compile: bool = False
+) -> np.ndarray:
     """The teacher's logits for arbitrary text, shape `[examples, num_classes]`, in input order.
 
     Args:
@@ -240,13 +254,14 @@ def teacher_logits(teacher: BertTeacher, *texts: Sequence[str], batch_size: int 
         *texts: one sequence of strings, or two (sentence pairs).
         batch_size: examples per forward pass; batches hold examples of similar length.
         verbose: 1 shows a progress bar.
+        jit_compile: run the teacher with XLA (see `encoded_logits`).
 
     Example:
     >>> teacher_logits(teacher, ["a good film", "a [MASK] film"], batch_size=64)
     """
     encoded = encode_texts(teacher.preprocessor, *texts)
     progress = keras.utils.Progbar(len(encoded), unit_name="example") if verbose else None
-    return encoded_logits(teacher, encoded, batch_size, progress)
+    return encoded_logits(teacher, encoded, batch_size, progress, jit_compile=jit_compile)
 
 
 def evaluate_teacher(
@@ -256,9 +271,10 @@ def evaluate_teacher(
     batch_size: int = 256,
     in_detail: bool = False,
     verbose: int = 0,
+    jit_compile: bool = False,
 ) -> dict[str, Any]:
     """The task's metrics of the teacher on `examples` (the same `task.evaluate` the students are scored with;
-    `in_detail`: `task.evaluate_in_detail`; `verbose`: a progress bar)."""
-    logits = teacher_logits(teacher, *examples.texts, batch_size=batch_size, verbose=verbose)
+    `in_detail`: `task.evaluate_in_detail`; `verbose`: a progress bar; `jit_compile`: XLA)."""
+    logits = teacher_logits(teacher, *examples.texts, batch_size=batch_size, verbose=verbose, jit_compile=jit_compile)
     evaluate = task.evaluate_in_detail if in_detail else task.evaluate
     return evaluate(np.asarray(examples.labels), np.argmax(logits, axis=-1))

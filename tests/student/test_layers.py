@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from bilstm_kd.distribute.devices import has_gpu
 from bilstm_kd.student.layers import MaskedBiLSTM, StudentEmbedding
 
 VOCABULARY_SIZE = 12
@@ -86,6 +87,50 @@ def test_ragged_batch_in_any_order_equals_each_sentence_alone_with_gradients(pac
             summed[index] += np.asarray(gradient)
     for batch_gradient, expected in zip(batch_gradients[1:], summed):  # the weights' gradient sums the rows'
         np.testing.assert_allclose(batch_gradient, expected, atol=1e-5)
+
+
+def test_cudnn_kernel_gives_the_masked_kernels_outputs_and_gradients_on_the_same_weights():
+    # On a CPU the "cudnn" form runs Keras' generic LSTM loop: what is checked is that the same weights, masks
+    # and directions reach Keras' LSTM, which takes cuDNN's fused kernel on a GPU.
+    rng = np.random.default_rng(3)
+    lengths = [4, 1, 0, 6, 2]
+    # Garbage, not zeros, in the padding: neither form may read it.
+    inputs = tf.constant(rng.normal(size=(len(lengths), 6, 5)).astype("float32"))
+    mask = tf.constant(np.arange(6)[None, :] < np.array(lengths)[:, None])
+    row_weights = tf.constant(rng.normal(size=(len(lengths), 8)).astype("float32"))
+    masked = MaskedBiLSTM(4, lstm_kernel="masked")
+    cudnn = MaskedBiLSTM(4, lstm_kernel="cudnn")
+    masked.build(inputs.shape)
+    cudnn.build(inputs.shape)
+    assert cudnn.uses_cudnn and not masked.uses_cudnn
+    # One set of weights: the cuDNN form owns no others (Keras' LSTMs are not tracked, nor saved).
+    assert [weight.shape for weight in cudnn.weights] == [weight.shape for weight in masked.weights]
+    cudnn.set_weights(masked.get_weights())
+
+    @tf.function  # as in training: a traced graph
+    def outputs_and_gradients(encoder):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            encoding = encoder(inputs, mask=mask)
+            total = tf.reduce_sum(encoding * row_weights)
+        return encoding, tape.gradient(total, [inputs, *encoder.trainable_weights])
+
+    expected_encoding, expected_gradients = outputs_and_gradients(masked)
+    encoding, gradients = outputs_and_gradients(cudnn)
+    np.testing.assert_allclose(encoding, expected_encoding, atol=1e-5)
+    np.testing.assert_array_equal(encoding[2], 0.0)  # the empty row, which cuDNN itself would reject
+    for gradient, expected in zip(gradients, expected_gradients):
+        np.testing.assert_allclose(gradient, expected, atol=1e-5)
+    np.testing.assert_array_equal(gradients[0].numpy()[np.arange(6)[None, :] >= np.array(lengths)[:, None]], 0.0)
+
+
+def test_auto_kernel_is_the_masked_loop_without_a_gpu_and_is_kept_in_the_config():
+    encoder = MaskedBiLSTM(3)
+    assert encoder.lstm_kernel == "auto" and encoder.uses_cudnn == has_gpu()
+    restored = MaskedBiLSTM.from_config(MaskedBiLSTM(3, lstm_kernel="cudnn").get_config())
+    assert restored.lstm_kernel == "cudnn"
+    with pytest.raises(ValueError, match="lstm_kernel"):
+        MaskedBiLSTM(3, lstm_kernel="fused")
 
 
 def test_empty_sentence_encodes_to_zero_states():

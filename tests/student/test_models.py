@@ -63,6 +63,19 @@ def test_keras_file_round_trip(make_student, tmp_path):
     np.testing.assert_allclose(restored(inputs), student(inputs), atol=1e-6)
 
 
+@pytest.mark.parametrize("make_student", [tiny_single, tiny_pair], ids=["single", "pair"])
+def test_a_student_saved_with_one_lstm_kernel_loads_into_the_other(make_student, tmp_path):
+    # One saved format: the file a cuDNN (GPU) run writes is read by a student on the packed loop, and back.
+    student = make_student(lstm_kernel="cudnn")
+    inputs = (IDS, IDS_B) if isinstance(student, SiameseBiLSTMClassifier) else IDS
+    student.save_weights(tmp_path / "student.weights.h5")
+    masked = make_student(lstm_kernel="masked")
+    masked.load_weights(tmp_path / "student.weights.h5")
+    np.testing.assert_allclose(masked(inputs), student(inputs), atol=1e-5)
+    student.save(tmp_path / "student.keras")
+    assert keras.saving.load_model(tmp_path / "student.keras").encoder.lstm_kernel == "cudnn"
+
+
 def test_set_embedding_weights_sets_both_channels_and_freezes_one():
     student = tiny_single()
     matrix = np.arange(VOCABULARY_SIZE * 4, dtype="float32").reshape(VOCABULARY_SIZE, 4)

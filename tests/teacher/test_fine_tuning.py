@@ -9,6 +9,7 @@ import shutil
 import zipfile
 
 import h5py
+import keras
 import numpy as np
 import pytest
 from conftest import MAX_LENGTH, sentiment_examples
@@ -143,3 +144,50 @@ def test_an_ensemble_fine_tunes_each_member_with_its_own_seed_and_reuses_them(pr
     assert saved_teacher_fingerprint(directory) == records[0]["teacher_fingerprint"]
     with pytest.raises(FileNotFoundError, match="member_2 holds no finished teacher fine-tuning"):
         saved_teacher_fingerprint(directory, 2)
+
+
+class _Killed(Exception):
+    pass
+
+
+class _KillAfterEpoch(keras.callbacks.Callback):
+    """Stands in for a killed process: fine-tuning stops once epoch `epoch` (1-based) is checkpointed."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            raise _Killed
+
+
+def test_an_interrupted_fine_tuning_resumes_at_its_next_epoch_as_if_never_stopped(preset_directory, tmp_path):
+    config = FineTuning(
+        teacher=preset_directory, pooling="mean", epochs=3, learning_rate=3e-3, batch_size=4, max_length=MAX_LENGTH
+    )
+    task, train, dev = get_task("sst2"), sentiment_examples(24), sentiment_examples(10)
+    whole = tmp_path / "whole"
+    teacher, metrics = fine_tune_teacher(config, task, train, dev, str(whole), verbose=0)
+
+    interrupted = tmp_path / "interrupted"
+    with pytest.raises(_Killed):
+        fine_tune_teacher(config, task, train, dev, str(interrupted), verbose=0, callbacks=[_KillAfterEpoch(2)])
+    assert (interrupted / "resume" / "state.json").exists() and not (interrupted / "teacher.json").exists()
+    # Other settings do not take up that resume point: they start afresh and remove it.
+    other = tmp_path / "other"
+    shutil.copytree(interrupted, other)
+    fine_tune_teacher(dataclasses.replace(config, epochs=1), task, train, dev, str(other), verbose=0)
+    assert json.loads((other / "teacher.json").read_text())["history"][0]["epoch"] == 1
+    assert not (other / "resume").exists()
+
+    resumed, resumed_metrics = fine_tune_teacher(config, task, train, dev, str(interrupted), verbose=0)
+    record, expected = (json.loads((path / "teacher.json").read_text()) for path in (interrupted, whole))
+    assert [epoch["epoch"] for epoch in record["history"]] == [1, 2, 3]  # epochs 1-2 carried over, 3 trained
+    assert resumed_metrics == metrics and record["best_epoch"] == expected["best_epoch"]
+    for name in ("loss", "dev_accuracy"):  # the same batches, learning rate and optimizer state
+        np.testing.assert_allclose(
+            [epoch[name] for epoch in record["history"]], [epoch[name] for epoch in expected["history"]], atol=1e-5
+        )
+    np.testing.assert_allclose(teacher_logits(resumed, dev.texts[0]), teacher_logits(teacher, dev.texts[0]), atol=1e-5)
+    assert not (interrupted / "resume").exists()  # complete: no resume point left behind
