@@ -164,9 +164,9 @@ class DataConfig:
 class TeacherConfig:
     teacher: str = _field(
         "minilm",
-        "BERT teacher: 'minilm' (the offline all-MiniLM-L6-v2 package), a keras-hub preset name "
-        "(e.g. bert_base_en_uncased; downloads), a local keras-hub preset directory or a local "
-        "Hugging Face BERT directory (config.json, model.safetensors, vocab.txt).",
+        "Teacher: 'minilm' (the offline all-MiniLM-L6-v2 package), 'mpnet' (all-mpnet-base-v2, `make mpnet`), a "
+        "keras-hub preset name (e.g. bert_base_en_uncased; downloads), a local keras-hub preset directory or a "
+        "local Hugging Face BERT or MPNet directory (config.json, model.safetensors, vocab.txt).",
     )
     teacher_pooling: str = _field("cls", "Sentence representation for the teacher's classifier head.", POOLINGS)
     teacher_epochs: int = _field(3, "Teacher fine-tuning epochs.")

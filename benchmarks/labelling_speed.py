@@ -1,0 +1,104 @@
+"""Labelling throughput of a teacher: the plain float32 pass against faster settings, side by side, with the labels
+and logits each gives against the plain pass.
+
+The sentences are a random sample of a transfer set (`--transfer_dir`, a run's `transfer/augmented` store, with
+its `[MASK]`s and n-grams), or of the SST-2 training sentences without one. Every setting labels the same
+sentences the pipeline's way (`inference.encoded_logits`: sorted by length, batches of at most
+`--batch_size` sentences and `max_tokens` padded word pieces, each padded to its longest):
+
+- `plain`: float32, `max_tokens` 2,048 (the package's default, tuned for MiniLM);
+- `float32_<N>`, `bfloat16_<N>`: float32 and `mixed_bfloat16` (`--mixed_precision`) at other token budgets.
+
+Each setting runs once untimed (tracing) and once timed. The teacher is `--teacher_dir` (a fine-tuned teacher's
+directory, so that the agreement is that of real labels) or the pretrained `--teacher` with a random head.
+
+    python benchmarks/labelling_speed.py --teacher mpnet --teacher_dir runs/sst2_mpnet/teacher \
+        --transfer_dir runs/sst2_mpnet/transfer/augmented --sample 4000
+
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import tensorflow as tf
+
+from bilstm_kd.data.tasks import get_task
+from bilstm_kd.distribute.devices import describe
+from bilstm_kd.teacher.inference import INFERENCE_TOKENS_PER_BATCH, encode_texts, encoded_logits
+from bilstm_kd.teacher.loading import load_teacher
+from bilstm_kd.teacher.saving import load_fine_tuned_teacher
+from bilstm_kd.transfer import records
+from bilstm_kd.transfer.shards import ShardedRecords
+
+
+def read_sentences(transfer_dir: str, train_tsv: str) -> tuple[np.ndarray, str]:
+    if transfer_dir:
+        store = ShardedRecords.open_existing(transfer_dir)
+        parsed = records.parse_records(tf.data.TFRecordDataset(store.paths()), is_pair=False).batch(8192)
+        texts = [text.decode("utf-8") for batch in parsed.as_numpy_iterator() for text in batch["text_a"]]
+        return np.array(texts, dtype=object), transfer_dir
+    csv.field_size_limit(sys.maxsize)
+    with open(train_tsv, encoding="utf-8", newline="") as file:
+        rows = csv.DictReader(file, delimiter="\t", quoting=csv.QUOTE_NONE)
+        return np.array([row["sentence"] for row in rows], dtype=object), train_tsv
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--teacher", default="mpnet", help="a --teacher value (with a random head)")
+    parser.add_argument("--teacher_dir", default="", help="a fine-tuned teacher's directory (overrides --teacher)")
+    parser.add_argument("--transfer_dir", default="", help="a run's transfer/augmented store")
+    parser.add_argument("--train_tsv", default="../shared/data/glue/SST-2/train.tsv")
+    parser.add_argument("--sample", type=int, default=4000)
+    parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument("--settings", default="plain,bfloat16_2048,bfloat16_4096,bfloat16_8192,float32_4096")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    sentences, source = read_sentences(args.transfer_dir, args.train_tsv)
+    sample = sentences[np.random.default_rng(args.seed).choice(len(sentences), min(args.sample, len(sentences)), False)]
+    if args.teacher_dir:
+        teacher = load_fine_tuned_teacher(args.teacher_dir)
+    else:
+        teacher = load_teacher(args.teacher, get_task("sst2").num_classes, pooling="mean")
+    encoded = encode_texts(teacher.preprocessor, sample)
+    results: dict = {
+        "devices": describe(),
+        "teacher": args.teacher_dir or args.teacher,
+        "sentences": {"source": source, "count": len(sample), "mean_word_pieces": float(encoded.lengths.mean())},
+    }
+    logits: dict[str, np.ndarray] = {}
+    for name in args.settings.split(","):
+        policy, max_tokens = "float32", INFERENCE_TOKENS_PER_BATCH
+        if name != "plain":
+            precision, budget = name.split("_")
+            policy, max_tokens = {"float32": "float32", "bfloat16": "mixed_bfloat16"}[precision], int(budget)
+        model = teacher if policy == "float32" else teacher.with_precision(policy)
+        encoded_logits(model, encoded, args.batch_size, max_tokens=max_tokens)  # traces every shape it meets
+        started = time.perf_counter()
+        logits[name] = encoded_logits(model, encoded, args.batch_size, max_tokens=max_tokens)
+        seconds = time.perf_counter() - started
+        results[name] = {"policy": policy, "max_tokens": max_tokens, "sentences_per_second": len(sample) / seconds}
+        if name != "plain" and "plain" in logits:
+            plain_rate = results["plain"]["sentences_per_second"]
+            results[name]["speedup_vs_plain"] = results[name]["sentences_per_second"] / plain_rate
+            results[name]["label_agreement_vs_plain"] = float(
+                np.mean(logits[name].argmax(axis=1) == logits["plain"].argmax(axis=1))
+            )
+            results[name]["max_logit_difference_vs_plain"] = float(np.abs(logits[name] - logits["plain"]).max())
+        print(json.dumps({name: results[name]}), file=sys.stderr, flush=True)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
