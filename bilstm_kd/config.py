@@ -374,8 +374,8 @@ class DistributeConfig:
     tpu: str = _field("", "TPU name or grpc:// address for --strategy=tpu (empty: the TPU VM's own TPU).")
     backup_steps: int = _field(
         500,
-        "Back up student training every N steps (and at each epoch end), so a killed worker or run resumes "
-        "from there instead of from the last finished epoch (0: epoch ends only).",
+        "Back up teacher fine-tuning and student training every N steps (and at each epoch end), so a killed "
+        "worker or run resumes from there instead of from the last finished epoch (0: epoch ends only).",
     )
 
     def __post_init__(self) -> None:

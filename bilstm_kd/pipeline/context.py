@@ -55,11 +55,14 @@ class RunPaths:
         )
 
 
-def spec_from(spec_type: type, section: Any, **flag_names: str) -> Any:
-    """A library's settings dataclass filled from a flag section: each field from the flag of its own name, or
-    of the name `flag_names` gives it (e.g. `pooling="teacher_pooling"`)."""
-    fields = dataclasses.fields(spec_type)
-    return spec_type(**{field.name: getattr(section, flag_names.get(field.name, field.name)) for field in fields})
+def spec_from(spec_type: type, section: Any, values: dict[str, Any] | None = None, **flag_names: str) -> Any:
+    """A library's settings dataclass filled from a flag section: each field from `values` (settings from
+    elsewhere) or from the flag of its own name, or of the name `flag_names` gives it (e.g.
+    `pooling="teacher_pooling"`)."""
+    values = values or {}
+    fields = [field for field in dataclasses.fields(spec_type) if field.name not in values]
+    flags = {field.name: getattr(section, flag_names.get(field.name, field.name)) for field in fields}
+    return spec_type(**flags, **values)
 
 
 class Run:

@@ -10,13 +10,14 @@ from bilstm_kd.pipeline.context import Run, spec_from
 from bilstm_kd.pipeline.student_stages import selection
 
 
-def fine_tuning_settings(teacher: TeacherConfig):
-    """The `--teacher*` flags as the teacher package's `FineTuning`."""
+def fine_tuning_settings(teacher: TeacherConfig, backup_steps: int = 0):
+    """The `--teacher*` flags (and `--backup_steps`) as the teacher package's `FineTuning`."""
     from bilstm_kd.teacher.fine_tuning import FineTuning
 
     return spec_from(
         FineTuning,
         teacher,
+        {"backup_steps": backup_steps},
         pooling="teacher_pooling",
         max_length="teacher_max_length",
         epochs="teacher_epochs",
@@ -48,7 +49,7 @@ def fine_tune(run: Run, results: dict[str, Any]) -> dict[str, Any]:
 
     config = run.config
     model, _ = fine_tuning.fine_tune_teacher(
-        fine_tuning_settings(config.teacher),
+        fine_tuning_settings(config.teacher, config.distribute.backup_steps),
         run.task,
         run.inputs.train,
         run.first_dev,

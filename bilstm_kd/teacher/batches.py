@@ -42,9 +42,10 @@ def training_dataset(
     seed: int,
     buckets: tuple[int, ...] | None = None,
     first_epoch: int = 0,
+    skip_batches: int = 0,
 ) -> tf.data.Dataset:
-    """Endless length-grouped batches from epoch `first_epoch` on (a resumed fine-tuning); epoch e is shuffled
-    from (seed, e). Use with `steps_per_epoch`.
+    """Endless length-grouped batches from epoch `first_epoch` on, its first `skip_batches` left out (a resumed
+    fine-tuning); epoch e is shuffled from (seed, e). Use with `steps_per_epoch`.
 
     With `buckets` (`precision.length_buckets`, for XLA), each batch is padded to the smallest bucket that
     holds its longest example, rather than to that example.
@@ -53,7 +54,8 @@ def training_dataset(
     def generate():
         for epoch in itertools.count(first_epoch):
             rng = np.random.default_rng([seed, epoch])
-            for indices in training_batches(encoded.lengths, batch_size, rng):
+            batches = training_batches(encoded.lengths, batch_size, rng)
+            for indices in batches[skip_batches if epoch == first_epoch else 0 :]:
                 width = bucket_width(int(encoded.lengths[indices].max()), buckets) if buckets else 0
                 batch = encoded.batch(indices, width)
                 # int32, the backbone's input type: under a tf.distribute strategy Keras averages a first

@@ -5,7 +5,7 @@ AdamW (weight decay 0.01, none on biases and layer norms) with BERT's warm-up an
 Each teacher's directory holds `teacher.keras` and its `teacher.json` record (`saving`): its dev metrics,
 history and the fingerprint of everything it depends on, so that a finished fine-tuning with the same
 settings and data is reused rather than repeated (an ensemble grown by one member fine-tunes only that one).
-An interrupted fine-tuning resumes at its next epoch (`resume`).
+An interrupted fine-tuning resumes from its last backup (`resume`).
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ class FineTuning:
         mixed_precision: `"off"`, `"auto"` or a mixed Keras policy (`precision.precision_policy`); the
             saved teacher is float32 either way.
         jit_compile: XLA, with batches padded to a few bucket lengths (`precision.length_buckets`).
+        backup_steps: steps between mid-epoch backups a killed fine-tuning resumes from (`resume`; 0: epoch
+            ends only).
     """
 
     teacher: str = "minilm"
@@ -79,6 +81,7 @@ class FineTuning:
     eval_batch_size: int = 256
     mixed_precision: str = "off"
     jit_compile: bool = False
+    backup_steps: int = 0
 
     @property
     def dev_batch_size(self) -> int:
@@ -160,7 +163,7 @@ class _SelectBestTeacher(SelectBestOnDev):
 
 def _fine_tuning_settings(fine_tuning: FineTuning, task: Task, train: TextExamples, dev: TextExamples, seed: int):
     settings = dataclasses.asdict(fine_tuning)
-    for name in ("eval_batch_size", "members", "jit_compile"):  # none changes one fine-tuned teacher
+    for name in ("eval_batch_size", "members", "jit_compile", "backup_steps"):  # none changes a fine-tuned teacher
         settings.pop(name)
     settings["mixed_precision"] = precision_policy(fine_tuning.mixed_precision)  # what "auto" is here
     if settings["mixed_precision"] == FLOAT32:
@@ -291,36 +294,51 @@ def _fine_tune_member(
         save=chief,
         jit_compile=fine_tuning.jit_compile,
     )
-    first_epoch, earlier_seconds = 0, 0.0
+    first_epoch, first_step, earlier_seconds = 0, 0, 0.0
     if interrupted is not None:
         with strategy.scope():
             resume.restore(teacher, directory, interrupted)
         selector.restore_state(interrupted["selection"])
-        first_epoch, earlier_seconds = interrupted["epochs_done"], interrupted["seconds"]
+        first_epoch, first_step = interrupted["epochs_done"], interrupted.get("steps_done", 0)
+        earlier_seconds = interrupted["seconds"]
         if verbose:
-            print(f"Resuming the teacher's fine-tuning in {directory} after epoch {first_epoch}", flush=True)
-    started = time.time()
-    checkpoint = resume.EpochCheckpoint(
-        directory, settings_fingerprint, selector.state, lambda: earlier_seconds + time.time() - started, save=chief
-    )
-    teacher.fit(
-        distribute.shard_by_data(
-            training_dataset(
-                train_encoded,
-                np.asarray(train.labels, dtype=np.int32),
-                fine_tuning.batch_size,
-                seed,
-                buckets=length_buckets(teacher.sequence_length) if fine_tuning.jit_compile else None,
-                first_epoch=first_epoch,
+            print(
+                f"Resuming the teacher's fine-tuning in {directory} at epoch {first_epoch + 1}, step {first_step + 1}",
+                flush=True,
             )
-        ),
-        initial_epoch=first_epoch,
-        epochs=fine_tuning.epochs,
-        steps_per_epoch=steps_per_epoch,
-        callbacks=[selector, checkpoint, *callbacks],
-        shuffle=False,  # the dataset shuffles itself, by length windows
-        verbose=verbose,
+    started = time.time()
+    checkpoint = resume.TrainingCheckpoint(
+        directory,
+        settings_fingerprint,
+        selector.state,
+        lambda: earlier_seconds + time.time() - started,
+        every_steps=fine_tuning.backup_steps,
+        save=chief,
     )
+    labels = np.asarray(train.labels, dtype=np.int32)
+    buckets = length_buckets(teacher.sequence_length) if fine_tuning.jit_compile else None
+
+    def fit(epoch: int, last_epoch: int, skip: int) -> None:
+        teacher.fit(
+            distribute.shard_by_data(
+                training_dataset(
+                    train_encoded, labels, fine_tuning.batch_size, seed, buckets, first_epoch=epoch, skip_batches=skip
+                )
+            ),
+            initial_epoch=epoch,
+            epochs=last_epoch,
+            steps_per_epoch=steps_per_epoch - skip,
+            callbacks=[selector, checkpoint, *callbacks],
+            shuffle=False,  # the dataset shuffles itself, by length windows
+            verbose=verbose,
+        )
+
+    if first_step:  # the rest of an epoch interrupted midway, then the epochs after it
+        checkpoint.first_step = first_step
+        fit(first_epoch, first_epoch + 1, first_step)
+        first_epoch += 1
+    if first_epoch < fine_tuning.epochs:
+        fit(first_epoch, fine_tuning.epochs, 0)
     seconds = earlier_seconds + time.time() - started
     if chief:
         _write_fine_tuning_metadata(

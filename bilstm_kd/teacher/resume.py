@@ -1,12 +1,14 @@
 """Resuming an interrupted teacher fine-tuning at its next epoch.
 
 An epoch of a BERT-base-sized teacher on SST-2 takes most of an hour on two CPU cores, so a killed run must not
-start over. After every epoch, `EpochCheckpoint` writes the teacher with its optimizer state
-(`resume/teacher.weights.h5`) and, in `resume/state.json`, its dropout layers' random states and what the
-epoch selection knows (epochs done, best epoch and score, history, seconds spent), under the fine-tuning's
-fingerprint. A fine-tuning that finds them with its own fingerprint continues with the next epoch, on the
-batches, learning rate and dropout masks it would have had without the interruption (epoch e's batches are
-shuffled from (seed, e)). The directory is removed once the fine-tuning is complete.
+start over. After every epoch, and every `--backup_steps` steps within one, `TrainingCheckpoint` writes the
+teacher with its optimizer state (`resume/teacher.weights.h5`) and, in `resume/state.json`, its dropout
+layers' random states and what the epoch selection knows (epochs and steps done, best epoch and score,
+history, seconds spent), under the fine-tuning's fingerprint. A fine-tuning that finds them with its own
+fingerprint continues where they were written, on the batches, learning rate and dropout masks it would have
+had without the interruption (epoch e's batches are shuffled from (seed, e); the ones done are skipped). An
+epoch resumed midway logs the mean loss of its remaining steps only. The directory is removed once the
+fine-tuning is complete.
 """
 
 from __future__ import annotations
@@ -59,26 +61,44 @@ def remove(directory: str | os.PathLike) -> None:
     shutil.rmtree(os.path.join(directory, RESUME_DIRECTORY), ignore_errors=True)
 
 
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Writes the resume point after each epoch (place it after the callback that selects the best epoch).
+class TrainingCheckpoint(keras.callbacks.Callback):
+    """Writes the resume point after each epoch and every `every_steps` steps within one (place it after the
+    callback that selects the best epoch).
 
     Args:
         directory: the teacher's directory.
         fingerprint: the fine-tuning's settings fingerprint; a resume point is only used by the same one.
         selection_state: returns what the epoch selection must carry over (JSON-serializable).
         seconds: returns the fine-tuning seconds so far, interrupted sittings included.
+        every_steps: steps between backups within an epoch (0: at epoch ends only).
         save: False on the workers other than the chief.
     """
 
-    def __init__(self, directory: str, fingerprint: str, selection_state, seconds, save: bool = True):
+    def __init__(self, directory: str, fingerprint: str, selection_state, seconds, every_steps: int = 0, save=True):
         super().__init__()
         self.directory = os.path.join(directory, RESUME_DIRECTORY)
         self.fingerprint = fingerprint
         self.selection_state = selection_state
         self.seconds = seconds
+        self.every_steps = every_steps
         self.save = save
+        self.epoch = 0
+        self.first_step = 0  # steps of the current epoch done before this `fit` (a resumed epoch)
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        step = self.first_step + batch + 1
+        # Not at an epoch's last step: the epoch end writes that one, once the epoch is scored.
+        if self.every_steps and step % self.every_steps == 0 and batch + 1 < self.params["steps"]:
+            self._write(self.epoch, step)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.first_step = 0
+        self._write(epoch + 1, 0)
+
+    def _write(self, epochs_done: int, steps_done: int) -> None:
         if not self.save:
             return
         os.makedirs(self.directory, exist_ok=True)
@@ -88,7 +108,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         os.replace(partial, weights)
         state = {
             "fingerprint": self.fingerprint,
-            "epochs_done": epoch + 1,
+            "epochs_done": epochs_done,
+            "steps_done": steps_done,  # of epoch `epochs_done + 1`
             "seconds": self.seconds(),
             "selection": self.selection_state(),
             "seed_states": [variable.numpy().tolist() for variable in _seed_states(self.model)],

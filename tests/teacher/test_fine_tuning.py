@@ -150,44 +150,70 @@ class _Killed(Exception):
     pass
 
 
-class _KillAfterEpoch(keras.callbacks.Callback):
-    """Stands in for a killed process: fine-tuning stops once epoch `epoch` (1-based) is checkpointed."""
+class _Kill(keras.callbacks.Callback):
+    """Stands in for a killed process: fine-tuning stops in epoch `epoch` (1-based) after `step` steps of it, or
+    at its end (`step=None`), after the checkpoint callback has run."""
 
-    def __init__(self, epoch):
+    def __init__(self, epoch, step=None):
         super().__init__()
-        self.epoch = epoch
+        self.epoch, self.step, self.current = epoch, step, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and self.step == batch + 1:
+            raise _Killed
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.epoch:
+        if epoch + 1 == self.epoch and self.step is None:
             raise _Killed
 
 
-def test_an_interrupted_fine_tuning_resumes_at_its_next_epoch_as_if_never_stopped(preset_directory, tmp_path):
+@pytest.mark.parametrize("epoch, step", [(1, None), (2, 3)], ids=["after_epoch_1", "epoch_2_step_3"])
+def test_an_interrupted_fine_tuning_resumes_from_its_last_backup_as_if_never_stopped(
+    preset_directory, tmp_path, epoch, step
+):
     config = FineTuning(
-        teacher=preset_directory, pooling="mean", epochs=3, learning_rate=3e-3, batch_size=4, max_length=MAX_LENGTH
+        teacher=preset_directory,
+        pooling="mean",
+        epochs=2,
+        learning_rate=3e-3,
+        batch_size=4,
+        max_length=MAX_LENGTH,
+        backup_steps=2,  # 4 steps an epoch: a backup after step 2, and at the epoch's end
     )
-    task, train, dev = get_task("sst2"), sentiment_examples(24), sentiment_examples(10)
+    task, train, dev = get_task("sst2"), sentiment_examples(16), sentiment_examples(10)
     whole = tmp_path / "whole"
     teacher, metrics = fine_tune_teacher(config, task, train, dev, str(whole), verbose=0)
 
     interrupted = tmp_path / "interrupted"
     with pytest.raises(_Killed):
-        fine_tune_teacher(config, task, train, dev, str(interrupted), verbose=0, callbacks=[_KillAfterEpoch(2)])
-    assert (interrupted / "resume" / "state.json").exists() and not (interrupted / "teacher.json").exists()
-    # Other settings do not take up that resume point: they start afresh and remove it.
-    other = tmp_path / "other"
-    shutil.copytree(interrupted, other)
-    fine_tune_teacher(dataclasses.replace(config, epochs=1), task, train, dev, str(other), verbose=0)
-    assert json.loads((other / "teacher.json").read_text())["history"][0]["epoch"] == 1
-    assert not (other / "resume").exists()
+        fine_tune_teacher(config, task, train, dev, str(interrupted), verbose=0, callbacks=[_Kill(epoch, step)])
+    state = json.loads((interrupted / "resume" / "state.json").read_text())
+    assert (state["epochs_done"], state["steps_done"]) == ((1, 0) if step is None else (1, 2))
+    assert not (interrupted / "teacher.json").exists()
+    if step is None:  # other settings do not take up that resume point: they start afresh and remove it
+        other = tmp_path / "other"
+        shutil.copytree(interrupted, other)
+        fine_tune_teacher(dataclasses.replace(config, epochs=1), task, train, dev, str(other), verbose=0)
+        assert json.loads((other / "teacher.json").read_text())["history"][0]["epoch"] == 1
+        assert not (other / "resume").exists()
 
     resumed, resumed_metrics = fine_tune_teacher(config, task, train, dev, str(interrupted), verbose=0)
     record, expected = (json.loads((path / "teacher.json").read_text()) for path in (interrupted, whole))
-    assert [epoch["epoch"] for epoch in record["history"]] == [1, 2, 3]  # epochs 1-2 carried over, 3 trained
+    assert [entry["epoch"] for entry in record["history"]] == [1, 2]
     assert resumed_metrics == metrics and record["best_epoch"] == expected["best_epoch"]
-    for name in ("loss", "dev_accuracy"):  # the same batches, learning rate and optimizer state
-        np.testing.assert_allclose(
-            [epoch[name] for epoch in record["history"]], [epoch[name] for epoch in expected["history"]], atol=1e-5
-        )
+    # The same batches, learning rate, optimizer and dropout states: the same dev scores, losses and teacher
+    # (the loss of an epoch resumed midway is the mean of its remaining steps only).
+    same_loss_epochs = [0, 1] if step is None else [0]
+    np.testing.assert_allclose(
+        [record["history"][index]["loss"] for index in same_loss_epochs],
+        [expected["history"][index]["loss"] for index in same_loss_epochs],
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        [entry["dev_accuracy"] for entry in record["history"]], [entry["dev_accuracy"] for entry in expected["history"]]
+    )
     np.testing.assert_allclose(teacher_logits(resumed, dev.texts[0]), teacher_logits(teacher, dev.texts[0]), atol=1e-5)
     assert not (interrupted / "resume").exists()  # complete: no resume point left behind
