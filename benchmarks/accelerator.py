@@ -59,13 +59,8 @@ from bilstm_kd.teacher.model import BertTeacher
 from bilstm_kd.teacher.precision import FLOAT32, length_buckets, precision_policy
 from bilstm_kd.text.vocab import Vocabulary, WordTokenizer
 
-# (layers, hidden, heads, feed-forward): Devlin et al. 2019, and tiny stand-ins for --quick.
-SHAPES = {
-    "bert_base": (12, 768, 12, 3072),
-    "bert_large": (24, 1024, 16, 4096),
-    "quick_base": (2, 64, 2, 128),
-    "quick_large": (2, 128, 4, 256),
-}
+# (layers, hidden, heads, feed-forward): BERT-base and BERT-large, and tiny stand-ins for --quick.
+SHAPES = {**speed.BERT_SHAPES, "quick_base": (2, 64, 2, 128), "quick_large": (2, 128, 4, 256)}
 # Paper-size student (Tang et al. 2019, SST-2), and a tiny one for --quick: (embedding, LSTM, ReLU units).
 STUDENTS = {"paper": (300, 150, 200), "quick": (16, 8, 8)}
 SEQUENCE_LENGTH = 128
@@ -84,17 +79,21 @@ def read_sentences(data_dir: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, s
 
 
 def bert_teacher(shape: str, tokenizer) -> BertTeacher:
-    layers, hidden, heads, intermediate = SHAPES[shape]
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=tokenizer.vocabulary_size(),
-        num_layers=layers,
-        num_heads=heads,
-        hidden_dim=hidden,
-        intermediate_dim=intermediate,
-        max_sequence_length=512,
+    return speed.bert_with_shape(SHAPES[shape], tokenizer, SEQUENCE_LENGTH)
+
+
+def paper_student(vocabulary_size: int, student_size: tuple[int, int, int], kernel: str):
+    """The SST-2 student of `student_size` (embedding, LSTM, ReLU units) on `kernel`, seeded the same each time."""
+    embedding_dim, lstm_units, hidden_units = student_size
+    keras.utils.set_random_seed(0)
+    return build_student(
+        get_task("sst2"),
+        vocabulary_size,
+        embedding_dim=embedding_dim,
+        lstm_units=lstm_units,
+        hidden_units=hidden_units,
+        lstm_kernel=kernel,
     )
-    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=SEQUENCE_LENGTH)
-    return BertTeacher(backbone, preprocessor, num_classes=2)
 
 
 def settings(policy: str) -> dict[str, tuple[str, bool]]:
@@ -151,7 +150,6 @@ def labelling_speed(teacher: BertTeacher, sentences, policy: str, batch_size: in
 
 def student_training_speed(train, student_size: tuple[int, int, int], steps: int, batch_size: int = 50) -> dict:
     """Distiller training examples/s on cuDNN vs the packed loop, same batches, same starting weights."""
-    task = get_task("sst2")
     vocabulary = Vocabulary.from_texts(train)
     tokenizer = WordTokenizer(vocabulary.tokens, 64)
     targets = np.random.default_rng(0).normal(size=(len(train), 2)).astype("float32")
@@ -160,18 +158,9 @@ def student_training_speed(train, student_size: tuple[int, int, int], steps: int
         {"text_a": train, "teacher_logits": targets, "label": unlabelled, "has_label": np.zeros_like(unlabelled)}
     )
     batches = transfer_batches(records, tokenizer, is_pair=False, batch_size=batch_size, seed=0).repeat()
-    embedding_dim, lstm_units, hidden_units = student_size
     figures = {}
     for kernel in ("cudnn", "masked"):
-        keras.utils.set_random_seed(0)
-        student = build_student(
-            task,
-            len(vocabulary),
-            embedding_dim=embedding_dim,
-            lstm_units=lstm_units,
-            hidden_units=hidden_units,
-            lstm_kernel=kernel,
-        )
+        student = paper_student(len(vocabulary), student_size, kernel)
         distiller = Distiller(student, alpha=0.0, num_classes=2)
         distiller.compile(optimizer=make_optimizer())
         distiller.fit(batches, steps_per_epoch=max(steps // 5, 2), epochs=1, verbose=0)  # traces, warms up
@@ -187,7 +176,6 @@ def inference_speed(
     train, dev, tokenizer, student_size: tuple[int, int, int], shapes: tuple[str, str], policy: str, seconds: float
 ) -> dict:
     """Sentences/s at batch 512 and 1 of the student (both kernels, and exported) and of two BERT shapes."""
-    task = get_task("sst2")
     vocabulary = Vocabulary.from_texts(train)
     student_tokenizer = WordTokenizer(vocabulary.tokens, 64)
     texts, single = (dev[:512],), (dev[:32],)
@@ -195,18 +183,9 @@ def inference_speed(
         "batch_512": speed.student_batches(student_tokenizer, texts, 512),
         "batch_1": speed.student_batches(student_tokenizer, single, 1),
     }
-    embedding_dim, lstm_units, hidden_units = student_size
     figures = {}
     for kernel in ("cudnn", "masked"):
-        keras.utils.set_random_seed(0)
-        student = build_student(
-            task,
-            len(vocabulary),
-            embedding_dim=embedding_dim,
-            lstm_units=lstm_units,
-            hidden_units=hidden_units,
-            lstm_kernel=kernel,
-        )
+        student = paper_student(len(vocabulary), student_size, kernel)
         figures[f"student_{kernel}"] = speed.throughputs(student, student_batches, seconds)
     figures["student_exported"] = speed.throughputs(fold_student(student), student_batches, seconds)
     preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=SEQUENCE_LENGTH)

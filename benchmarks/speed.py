@@ -26,7 +26,6 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
-import keras_hub
 import numpy as np
 
 from bilstm_kd.data.readers import read_examples
@@ -38,23 +37,6 @@ from bilstm_kd.student.models import build_student
 from bilstm_kd.teacher.loading import load_backbone_and_tokenizer, load_teacher
 from bilstm_kd.teacher.model import BertTeacher
 from bilstm_kd.text.vocab import Vocabulary, WordTokenizer
-
-# Shapes of Devlin et al. 2019: (layers, hidden, heads, feed-forward).
-BERT_SHAPES = {"bert_base": (12, 768, 12, 3072), "bert_large": (24, 1024, 16, 4096)}
-
-
-def bert_with_shape(name: str, tokenizer, sequence_length: int) -> BertTeacher:
-    layers, hidden, heads, intermediate = BERT_SHAPES[name]
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=tokenizer.vocabulary_size(),
-        num_layers=layers,
-        num_heads=heads,
-        hidden_dim=hidden,
-        intermediate_dim=intermediate,
-        max_sequence_length=512,
-    )
-    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=sequence_length)
-    return BertTeacher(backbone, preprocessor, num_classes=2)
 
 
 def time_teacher(teacher: BertTeacher, texts: tuple, batch1_texts: tuple, seconds: float) -> dict:
@@ -162,7 +144,7 @@ def main() -> None:
         if name in models:
             bert_tokenizer = bert_tokenizer or load_backbone_and_tokenizer("minilm")[1]
             keras.utils.set_random_seed(0)
-            model = bert_with_shape(name, bert_tokenizer, sequence_length=128)
+            model = speed.bert_with_shape(speed.BERT_SHAPES[name], bert_tokenizer, sequence_length=128)
             results[name] = time_teacher(model, texts, batch1_texts, args.seconds)
             del model
 

@@ -182,10 +182,7 @@ class TeacherConfig:
         "an ensemble teacher as in Hinton et al. 2015; each member adds a fine-tuning and a labelling pass.",
     )
     mixed_precision: str = _field(
-        "off",
-        "Teacher fine-tuning and labelling in 16 bits: auto is mixed_float16 (loss-scaled) on a GPU, "
-        "mixed_bfloat16 on a TPU or a CPU with bfloat16 instructions, else float32.",
-        PRECISIONS,
+        "off", "Teacher in 16 bits: auto is mixed_float16 on a GPU, mixed_bfloat16 on TPU or bfloat16 CPU.", PRECISIONS
     )
     teacher_jit_compile: bool = _field(False, "Run the teacher with XLA, its inputs padded to a few bucket lengths.")
 
@@ -270,9 +267,7 @@ class StudentConfig:
     lstm_units: int = _field(150, "LSTM units per direction (paper: 150 single sentence, 300 pairs).")
     hidden_units: int = _field(200, "Units of the ReLU layer before the logits (paper: 200 single, 400 pairs).")
     dropout: float = _field(0.0, "Dropout rate before the classifier layers.")
-    lstm_kernel: str = _field(
-        "auto", "How the BiLSTM runs: auto is cuDNN's fused kernel on a GPU, the packed loop elsewhere.", LSTM_KERNELS
-    )
+    lstm_kernel: str = _field("auto", "BiLSTM kernel: auto is cuDNN on a GPU, the packed loop elsewhere.", LSTM_KERNELS)
 
     def __post_init__(self) -> None:
         _check_choices(self)
@@ -317,9 +312,7 @@ class DistillConfig:
         "the transfer set, so the same epoch count gives it far fewer steps; raise this to let it converge.",
     )
     student_seed: int = _field(
-        -1,
-        "Seed of the students' initialisation, dropout and batch order; -1: --seed. Another value retrains "
-        "only the students (same teacher and transfer set), to see how much they vary from run to run.",
+        -1, "Seed of the students' weights, dropout and batch order (-1: --seed); another retrains only them."
     )
 
     def __post_init__(self) -> None:
@@ -373,9 +366,7 @@ class DistributeConfig:
     )
     tpu: str = _field("", "TPU name or grpc:// address for --strategy=tpu (empty: the TPU VM's own TPU).")
     backup_steps: int = _field(
-        500,
-        "Back up teacher fine-tuning and student training every N steps (and at each epoch end), so a killed "
-        "worker or run resumes from there instead of from the last finished epoch (0: epoch ends only).",
+        500, "Back up teacher fine-tuning and student training every N steps and at epoch ends (0: epoch ends only)."
     )
 
     def __post_init__(self) -> None:

@@ -18,6 +18,29 @@ from bilstm_kd.distill.evaluation import traced_forward
 from bilstm_kd.teacher.inference import encode_texts
 from bilstm_kd.text.vocab import WordTokenizer
 
+# Shapes of Devlin et al. 2019: (layers, hidden, heads, feed-forward).
+BERT_SHAPES = {"bert_base": (12, 768, 12, 3072), "bert_large": (24, 1024, 16, 4096)}
+
+
+def bert_with_shape(shape: tuple[int, int, int, int], tokenizer: Any, sequence_length: int) -> Any:
+    """A `BertTeacher` of random weights with the given (layers, hidden, heads, feed-forward) shape and the
+    tokenizer's vocabulary, for timing: speed does not depend on the weights."""
+    import keras_hub
+
+    from bilstm_kd.teacher.model import BertTeacher
+
+    layers, hidden, heads, intermediate = shape
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=tokenizer.vocabulary_size(),
+        num_layers=layers,
+        num_heads=heads,
+        hidden_dim=hidden,
+        intermediate_dim=intermediate,
+        max_sequence_length=512,
+    )
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=sequence_length)
+    return BertTeacher(backbone, preprocessor, num_classes=2)
+
 
 def student_batches(
     tokenizer: WordTokenizer, texts: Sequence[np.ndarray], batch_size: int
