@@ -56,7 +56,7 @@ def training_dataset(
             rng = np.random.default_rng([seed, epoch])
             batches = training_batches(encoded.lengths, batch_size, rng)
             for indices in batches[skip_batches if epoch == first_epoch else 0 :]:
-                width = bucket_width(int(encoded.lengths[indices].max()), buckets) if buckets else 0
+                width = int(bucket_width(encoded.lengths[indices].max(), buckets)) if buckets else 0
                 batch = encoded.batch(indices, width)
                 # int32, the backbone's input type: under a tf.distribute strategy Keras averages a first
                 # batch across replicas to build the model, which a bool tensor cannot be.

@@ -206,9 +206,10 @@ def encoded_logits(
         sorted_batches = length_sorted_batches(encoded.lengths, batch_size, max_tokens)
         batches = [(indices, 0, len(indices)) for indices in sorted_batches]
     for indices, width, rows in batches:
-        # A bucket's last batch is filled up with its first example again, so that it has the bucket's shape.
-        filled = np.concatenate([indices, np.full(rows - len(indices), indices[0])])
-        batch = encoded.batch(filled, width)
+        if rows > len(indices):  # a bucket's last batch, filled with its first example to the bucket's shape
+            batch = encoded.batch(np.concatenate([indices, np.full(rows - len(indices), indices[0])]), width)
+        else:
+            batch = encoded.batch(indices, width)
         if replicas > 1:
             logits[indices] = _replica_logits(strategy, forward, batch)[: len(indices)]
         else:

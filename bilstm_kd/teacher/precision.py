@@ -41,10 +41,10 @@ def length_buckets(max_length: int) -> tuple[int, ...]:
     return (*(bucket for bucket in _BUCKETS if bucket < max_length), max_length)
 
 
-def bucket_width(longest: int, buckets: tuple[int, ...]) -> int:
-    """The smallest bucket that holds `longest` word pieces (the last bucket when none does)."""
-    index = int(np.searchsorted(buckets, longest))
-    return buckets[min(index, len(buckets) - 1)]
+def bucket_width(longest, buckets: tuple[int, ...]):
+    """The smallest bucket that holds `longest` word pieces (the last bucket when none does); an array of
+    lengths gives an array of widths."""
+    return np.asarray(buckets)[np.minimum(np.searchsorted(buckets, longest), len(buckets) - 1)]
 
 
 def bucketed_batches(
@@ -59,7 +59,7 @@ def bucketed_batches(
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be at least 1, received batch_size={batch_size}")
     order = np.argsort(lengths, kind="stable")
-    widths = np.asarray(buckets)[np.minimum(np.searchsorted(buckets, np.asarray(lengths)[order]), len(buckets) - 1)]
+    widths = bucket_width(np.asarray(lengths)[order], buckets)
     batches = []
     for width in np.unique(widths):
         members = order[widths == width]
