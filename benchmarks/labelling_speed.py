@@ -7,7 +7,11 @@ sentences the pipeline's way (`inference.encoded_logits`: sorted by length, batc
 `--batch_size` sentences and `max_tokens` padded word pieces, each padded to its longest):
 
 - `plain`: float32, `max_tokens` 2,048 (the package's default, tuned for MiniLM);
-- `float32_<N>`, `bfloat16_<N>`: float32 and `mixed_bfloat16` (`--mixed_precision`) at other token budgets.
+- `float32_<N>`, `bfloat16_<N>`: float32 and `mixed_bfloat16` (`--mixed_precision`) at other token budgets;
+- `int8_<N>`: the TFLite copy with int8 weights (`--label_precision=dynamic_int8`) alone, with what checking
+  would give at a few margins (`if_checked`: the share relabelled, the labels' agreement after);
+- `int8checked`: labelling as the pipeline does with `dynamic_int8`: the TFLite copy at 1,024 word pieces a
+  batch, then the float32 teacher for the examples it labels with less than `--check_margin` (timed too).
 
 Each setting runs once untimed (tracing) and once timed. The teacher is `--teacher_dir` (a fine-tuned teacher's
 directory, so that the agreement is that of real labels) or the pretrained `--teacher` with a random head.
@@ -34,7 +38,8 @@ import tensorflow as tf
 
 from bilstm_kd.data.tasks import get_task
 from bilstm_kd.distribute.devices import describe
-from bilstm_kd.teacher.inference import INFERENCE_TOKENS_PER_BATCH, encode_texts, encoded_logits
+from bilstm_kd.teacher.inference import INFERENCE_TOKENS_PER_BATCH, checked_logits, encode_texts, encoded_logits
+from bilstm_kd.teacher.lite import LiteTeacher, doubtful_examples
 from bilstm_kd.teacher.loading import load_teacher
 from bilstm_kd.teacher.saving import load_fine_tuned_teacher
 from bilstm_kd.transfer import records
@@ -53,6 +58,20 @@ def read_sentences(transfer_dir: str, train_tsv: str) -> tuple[np.ndarray, str]:
         return np.array([row["sentence"] for row in rows], dtype=object), train_tsv
 
 
+def checking_by_margin(int8_logits: np.ndarray, plain_logits: np.ndarray) -> dict[str, dict[str, float]]:
+    """For a few margins: the share of examples the pipeline would relabel, and the labels' agreement after."""
+    table = {}
+    for margin in (0.25, 0.5, 1.0, 2.0):
+        doubtful = doubtful_examples(int8_logits, margin)
+        checked = int8_logits.copy()
+        checked[doubtful] = plain_logits[doubtful]
+        table[str(margin)] = {
+            "relabelled_fraction": len(doubtful) / len(int8_logits),
+            "label_agreement_vs_plain": float(np.mean(checked.argmax(axis=1) == plain_logits.argmax(axis=1))),
+        }
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--teacher", default="mpnet", help="a --teacher value (with a random head)")
@@ -61,7 +80,8 @@ def main() -> None:
     parser.add_argument("--train_tsv", default="../shared/data/glue/SST-2/train.tsv")
     parser.add_argument("--sample", type=int, default=4000)
     parser.add_argument("--batch_size", type=int, default=256)
-    parser.add_argument("--settings", default="plain,bfloat16_2048,bfloat16_4096,bfloat16_8192,float32_4096")
+    parser.add_argument("--settings", default="plain,bfloat16_2048,bfloat16_4096,int8_1024,int8_2048,int8checked")
+    parser.add_argument("--check_margin", type=float, default=1.0, help="as --label_check_margin")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -78,24 +98,45 @@ def main() -> None:
         "sentences": {"source": source, "count": len(sample), "mean_word_pieces": float(encoded.lengths.mean())},
     }
     logits: dict[str, np.ndarray] = {}
+    lite: list[LiteTeacher] = []  # converted once, when a setting first needs it
+
+    def labeller(name: str):
+        """The setting `name` as a function returning its logits and how many examples float32 relabelled."""
+        kind, _, budget = name.partition("_") if name != "plain" else ("float32", "", str(INFERENCE_TOKENS_PER_BATCH))
+        if kind.startswith("int8") and not lite:
+            started = time.perf_counter()
+            lite.append(LiteTeacher(teacher))
+            results["int8_conversion_seconds"] = time.perf_counter() - started
+        if kind == "int8checked":
+            return lambda: checked_logits(lite[0], teacher, encoded, args.check_margin, args.batch_size)
+        if kind == "int8":
+            model = lite[0]
+        else:
+            policy = {"float32": "float32", "bfloat16": "mixed_bfloat16"}[kind]
+            model = teacher if policy == "float32" else teacher.with_precision(policy)
+        return lambda: (encoded_logits(model, encoded, args.batch_size, max_tokens=int(budget)), None)
+
     for name in args.settings.split(","):
-        policy, max_tokens = "float32", INFERENCE_TOKENS_PER_BATCH
-        if name != "plain":
-            precision, budget = name.split("_")
-            policy, max_tokens = {"float32": "float32", "bfloat16": "mixed_bfloat16"}[precision], int(budget)
-        model = teacher if policy == "float32" else teacher.with_precision(policy)
-        encoded_logits(model, encoded, args.batch_size, max_tokens=max_tokens)  # traces every shape it meets
+        label = labeller(name)
+        label()  # traces (and warms) every shape it meets
         started = time.perf_counter()
-        logits[name] = encoded_logits(model, encoded, args.batch_size, max_tokens=max_tokens)
+        logits[name], relabelled = label()
         seconds = time.perf_counter() - started
-        results[name] = {"policy": policy, "max_tokens": max_tokens, "sentences_per_second": len(sample) / seconds}
+        results[name] = {"sentences_per_second": len(sample) / seconds}
+        if relabelled is not None:
+            results[name].update(check_margin=args.check_margin, relabelled_by_float32=len(relabelled))
         if name != "plain" and "plain" in logits:
             plain_rate = results["plain"]["sentences_per_second"]
             results[name]["speedup_vs_plain"] = results[name]["sentences_per_second"] / plain_rate
             results[name]["label_agreement_vs_plain"] = float(
                 np.mean(logits[name].argmax(axis=1) == logits["plain"].argmax(axis=1))
             )
-            results[name]["max_logit_difference_vs_plain"] = float(np.abs(logits[name] - logits["plain"]).max())
+            difference = np.abs(logits[name] - logits["plain"])
+            results[name]["max_logit_difference_vs_plain"] = float(difference.max())
+            results[name]["mean_logit_difference_vs_plain"] = float(difference.mean())
+            results[name]["p99_logit_difference_vs_plain"] = float(np.percentile(difference, 99))
+            if name.startswith("int8_"):
+                results[name]["if_checked"] = checking_by_margin(logits[name], logits["plain"])
         print(json.dumps({name: results[name]}), file=sys.stderr, flush=True)
     print(json.dumps(results, indent=2))
 

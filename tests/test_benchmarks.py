@@ -44,3 +44,40 @@ def test_accelerator_benchmark_quick_prints_every_figure(monkeypatch, capsys, tm
         inference
     )
     assert inference["speedups"]["student_vs_bert_large_float32_batch_512"] > 0
+
+
+def test_labelling_speed_compares_every_setting_with_the_plain_pass(monkeypatch, capsys, tmp_path):
+    from conftest import VOCABULARY, tiny_bert_backbone, tiny_tokenizer
+
+    preset = tmp_path / "teacher"
+    tiny_bert_backbone(len(VOCABULARY), max_sequence_length=128).save_to_preset(str(preset))
+    tiny_tokenizer().save_to_preset(str(preset))
+    words = [word for word in VOCABULARY if word.isalpha()]
+    rows = [" ".join(words[(row * 7 + step) % len(words)] for step in range(1 + row % 9)) for row in range(40)]
+    (tmp_path / "train.tsv").write_text(
+        "sentence\tlabel\n" + "".join(f"{row}\t{i % 2}\n" for i, row in enumerate(rows))
+    )
+    labelling_speed = load_benchmark(pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "labelling_speed.py")
+    argv = [
+        "labelling_speed.py",
+        "--teacher",
+        str(preset),
+        "--train_tsv",
+        str(tmp_path / "train.tsv"),
+        "--sample",
+        "30",
+    ]
+    monkeypatch.setattr(
+        sys, "argv", [*argv, "--settings", "plain,float32_512,int8_1024,int8checked", "--check_margin", "0.1"]
+    )
+    labelling_speed.main()
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["sentences"]["count"] == 30
+    for name in ("float32_512", "int8_1024", "int8checked"):
+        assert figures[name]["sentences_per_second"] > 0 and figures[name]["speedup_vs_plain"] > 0
+        # This 8-wide teacher is below the converter's quantization threshold: every setting computes the same.
+        assert (
+            figures[name]["label_agreement_vs_plain"] == 1.0 and figures[name]["max_logit_difference_vs_plain"] < 1e-4
+        )
+    assert 0 <= figures["int8checked"]["relabelled_by_float32"] <= 30
+    assert set(figures["int8_1024"]["if_checked"]) == {"0.25", "0.5", "1.0", "2.0"}

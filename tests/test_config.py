@@ -78,6 +78,7 @@ def test_paper_defaults():
         (["--student_seed=-2"], "student_seed"),
         (["--teacher_ensemble=0"], "teacher_ensemble"),
         (["--baseline_epochs=-1"], "baseline_epochs"),
+        (["--label_check_margin=-0.5"], "label_check_margin"),
         (["--train_file=my.csv", "--label_column=label"], "text_column"),
         (["--train_file=my.csv", "--text_column=text"], "label_column"),
         (["--train_file=my.txt", "--text_column=t", "--label_column=l", "--noheader"], "column_names"),
@@ -97,6 +98,8 @@ def test_bad_values_name_the_flag(argv, flag):
 def test_enum_flags_reject_unknown_values():
     with pytest.raises(flags.IllegalFlagValueError, match="distill_loss"):
         parse("--distill_loss=cosine")
+    with pytest.raises(flags.IllegalFlagValueError, match="label_precision"):
+        parse("--label_precision=int4")
 
 
 def test_config_json_round_trip():

@@ -85,7 +85,7 @@ class Run:
         self.paths = RunPaths.of(config.workdir)
         self.stage_seconds: dict[str, dict[str, Any]] = {}
         self.fingerprints: dict[str, str] = {}  # of each stage this run ran or found up to date
-        self.teacher = None  # the fine-tuned teacher, once a stage has it on this worker's devices
+        self.teachers: dict[str, Any] = {}  # the fine-tuned teacher by dtype policy, on this worker's devices
         self._tokenizer = None
 
     @functools.cached_property
@@ -122,18 +122,29 @@ class Run:
         student_seed = self.config.distill.student_seed
         return self.config.seed if student_seed == -1 else student_seed
 
-    def teacher_model(self):
-        """The fine-tuned teacher, loaded onto this worker's devices (for labelling and the report)."""
-        if self.teacher is None:
-            from bilstm_kd.teacher.precision import precision_policy
-            from bilstm_kd.teacher.saving import load_fine_tuned_teacher
+    def teacher_model(self, dtype_policy: str = ""):
+        """The fine-tuned teacher at `dtype_policy` (default: --mixed_precision's), loaded onto this worker's devices
+        once per policy (for labelling and the report)."""
+        from bilstm_kd.teacher.precision import precision_policy
+        from bilstm_kd.teacher.saving import load_fine_tuned_teacher
 
-            teacher = self.config.teacher
+        teacher = self.config.teacher
+        policy = dtype_policy or precision_policy(teacher.mixed_precision)
+        if policy not in self.teachers:
             with distribute.local_strategy(self.strategy).scope():
-                self.teacher = load_fine_tuned_teacher(
-                    self.paths.teacher, teacher.teacher_ensemble, precision_policy(teacher.mixed_precision)
-                )
-        return self.teacher
+                self.teachers[policy] = load_fine_tuned_teacher(self.paths.teacher, teacher.teacher_ensemble, policy)
+        return self.teachers[policy]
+
+    def labelling_policy(self) -> str:
+        """The teacher's Keras policy for labelling (`--label_precision`; dynamic_int8 checks with float32)."""
+        from bilstm_kd.teacher.precision import FLOAT32, precision_policy
+
+        teacher = self.config.teacher
+        if teacher.label_precision == "dynamic_int8":
+            return FLOAT32
+        return precision_policy(
+            teacher.mixed_precision if teacher.label_precision == "same" else teacher.label_precision
+        )
 
     def tokenizer(self):
         """The student's tokenizer, built once per run (its lookup table is as large as the vocabulary)."""

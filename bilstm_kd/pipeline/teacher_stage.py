@@ -37,7 +37,8 @@ def depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
     settings = dataclasses.asdict(run.config.teacher)
     if settings["teacher_ensemble"] == 1:
         settings.pop("teacher_ensemble")  # keeps the fingerprints of runs from before the flag
-    settings.pop("teacher_jit_compile")  # how the teacher runs, not what it computes
+    for name in ("teacher_jit_compile", "label_precision", "label_check_margin"):
+        settings.pop(name)  # how the teacher runs, or labels: not what it learns
     settings["mixed_precision"] = precision_policy(settings["mixed_precision"])  # what "auto" means here
     if settings["mixed_precision"] == FLOAT32:
         settings.pop("mixed_precision")
@@ -59,7 +60,7 @@ def fine_tune(run: Run, results: dict[str, Any]) -> dict[str, Any]:
         strategy=run.strategy,
     )
     if config.distribute.strategy == "default":
-        run.teacher = model  # otherwise `Run.teacher_model` loads it onto this worker's devices
+        run.teachers[model.precision] = model  # otherwise `Run.teacher_model` loads it onto this worker's devices
     dev_metrics = {
         split: inference.evaluate_teacher(
             model,

@@ -38,18 +38,29 @@ def augment(run: Run, results: dict[str, Any]) -> dict[str, Any]:
 
 
 def label_depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
-    return {
+    from bilstm_kd.teacher.precision import FLOAT32
+
+    depends_on = {
         "teacher": results["teacher"]["teacher_fingerprint"],
         "transfer_set": results["augment"]["store_fingerprint"],
     }
+    teacher = run.config.teacher
+    if run.labelling_policy() != FLOAT32:  # float32 labelling keeps the fingerprints of runs before the flag
+        depends_on["precision"] = run.labelling_policy()
+    if teacher.label_precision == "dynamic_int8":
+        depends_on["lite"] = {"precision": teacher.label_precision, "check_margin": teacher.label_check_margin}
+    return depends_on
 
 
 def label(run: Run, results: dict[str, Any]) -> dict[str, Any]:
+    from bilstm_kd.teacher.lite import LiteTeacher
     from bilstm_kd.transfer.labelling import label_transfer_set
     from bilstm_kd.transfer.shards import ShardedRecords
 
+    teacher = run.teacher_model(run.labelling_policy())
+    lite = LiteTeacher(teacher) if run.config.teacher.label_precision == "dynamic_int8" else None
     store = label_transfer_set(
-        run.teacher_model(),
+        teacher,
         ShardedRecords.open_existing(run.paths.augmented),
         run.paths.labelled,
         run.task,
@@ -58,5 +69,7 @@ def label(run: Run, results: dict[str, Any]) -> dict[str, Any]:
         verbose=run.verbose,
         strategy=run.strategy,
         jit_compile=run.config.teacher.teacher_jit_compile,
+        lite=lite,
+        check_margin=run.config.teacher.label_check_margin,
     )
     return {"statistics": store.manifest.get("statistics", {}), "wrote": run.paths.labelled}

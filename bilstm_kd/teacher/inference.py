@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from bilstm_kd.data.tasks import Task
 from bilstm_kd.distill.evaluation import traced_forward
+from bilstm_kd.teacher.lite import LITE_TOKENS_PER_BATCH, LiteTeacher, doubtful_examples
 from bilstm_kd.teacher.model import BertTeacher
 from bilstm_kd.teacher.precision import bucketed_batches, length_buckets
 
@@ -75,6 +76,13 @@ class EncodedTexts:
             "segment_ids": np.where(padding_mask, self.segment_ids[gather], 0).astype(np.int32),
             "padding_mask": padding_mask,
         }
+
+    def select(self, indices: np.ndarray) -> EncodedTexts:
+        """The examples `indices`, in that order, packed anew."""
+        lengths = self.lengths[indices]
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else lengths
+        gather = np.arange(int(lengths.sum())) + np.repeat(self.offsets[indices] - offsets, lengths)
+        return EncodedTexts(self.token_ids[gather], self.segment_ids[gather], offsets, lengths, self.pad_id)
 
 
 def _normalise_masks(texts: tf.Tensor, mask_token: str) -> tf.Tensor:
@@ -180,7 +188,7 @@ def length_sorted_batches(lengths: np.ndarray, batch_size: int, max_tokens: int 
 
 
 def encoded_logits(
-    teacher: BertTeacher,
+    teacher: BertTeacher | LiteTeacher,
     encoded: EncodedTexts,
     batch_size: int = 256,
     progress: keras.utils.Progbar | None = None,
@@ -195,10 +203,14 @@ def encoded_logits(
     machine (`distribute.local_strategy`; the teacher created in its scope), each batch (global, as every
     batch size here) is split between the replicas, which run at the same time. With `jit_compile`, XLA
     runs the teacher, on batches of a few shapes only (`precision.bucketed_batches`: one per length bucket).
+    A `LiteTeacher` runs in its interpreter (neither `strategy` nor `jit_compile` apply).
     """
     logits = np.zeros([len(encoded), teacher.num_classes], np.float32)
-    forward = traced_forward(teacher, TEACHER_INPUTS, jit_compile)
-    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    if isinstance(teacher, LiteTeacher):
+        forward, replicas, jit_compile = teacher.logits, 1, False
+    else:
+        forward = traced_forward(teacher, TEACHER_INPUTS, jit_compile)
+        replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     if jit_compile:
         buckets = length_buckets(teacher.sequence_length)
         batches = bucketed_batches(encoded.lengths, batch_size, max_tokens, buckets)
@@ -213,10 +225,28 @@ def encoded_logits(
         if replicas > 1:
             logits[indices] = _replica_logits(strategy, forward, batch)[: len(indices)]
         else:
-            logits[indices] = forward(batch).numpy()[: len(indices)]
+            logits[indices] = np.asarray(forward(batch))[: len(indices)]
         if progress is not None:
             progress.add(len(indices))
     return logits
+
+
+def checked_logits(
+    lite: LiteTeacher,
+    teacher: BertTeacher,
+    encoded: EncodedTexts,
+    check_margin: float,
+    batch_size: int = 256,
+    progress: keras.utils.Progbar | None = None,
+    **teacher_options,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The `lite` teacher's logits, with `teacher`'s for the examples whose two highest are less than `check_margin`
+    apart; also returns those examples' indices. `teacher_options`: `encoded_logits`' for `teacher`."""
+    logits = encoded_logits(lite, encoded, batch_size, progress, max_tokens=LITE_TOKENS_PER_BATCH)
+    doubtful = doubtful_examples(logits, check_margin)
+    if len(doubtful):
+        logits[doubtful] = encoded_logits(teacher, encoded.select(doubtful), batch_size, **teacher_options)
+    return logits, doubtful
 
 
 def _replica_logits(strategy: tf.distribute.Strategy, forward, batch: dict[str, np.ndarray]) -> np.ndarray:

@@ -9,6 +9,7 @@ half-written store with the right fingerprint is completed rather than trusted o
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -19,7 +20,8 @@ import tensorflow as tf
 
 from bilstm_kd.data.tasks import Task
 from bilstm_kd.distribute import strategies as distribute
-from bilstm_kd.teacher.inference import encode_texts, encoded_logits
+from bilstm_kd.teacher.inference import EncodedTexts, checked_logits, encode_texts, encoded_logits
+from bilstm_kd.teacher.lite import LiteTeacher
 from bilstm_kd.teacher.model import BertTeacher
 from bilstm_kd.teacher.precision import FLOAT32
 from bilstm_kd.transfer import records
@@ -53,6 +55,8 @@ def label_transfer_set(
     verbose: int = 1,
     strategy: tf.distribute.Strategy | None = None,
     jit_compile: bool = False,
+    lite: LiteTeacher | None = None,
+    check_margin: float = 1.0,
 ) -> ShardedRecords:
     """Writes the teacher's logits for every transfer-set example, resuming or reusing earlier work.
 
@@ -71,6 +75,8 @@ def label_transfer_set(
             the same files one process would write. Within a worker, batches are split between its local
             replicas; create the teacher in `distribute.local_strategy(strategy).scope()`.
         jit_compile: run the teacher with XLA (`inference.encoded_logits`).
+        lite: a `LiteTeacher` made from `teacher`, which then labels first: `teacher` relabels only the
+            examples whose two highest int8 logits are less than `check_margin` apart.
 
     Returns:
         The complete labelled store; parse it with `records.parse_records(store.dataset(), task.is_pair,
@@ -91,6 +97,8 @@ def label_transfer_set(
     }
     if teacher.precision != FLOAT32:  # 16-bit logits are not float32 ones
         fingerprint_values["precision"] = teacher.precision
+    if lite is not None:
+        fingerprint_values["lite"] = {"precision": lite.precision, "check_margin": check_margin}
     # The chief opens the store first: opening clears a stale one, which must not happen under a worker's feet.
     store = ShardedRecords(directory, fingerprint_values, source_store.num_shards) if chief else None
     distribute.barrier(strategy)
@@ -100,16 +108,9 @@ def label_transfer_set(
             print(f"Reusing teacher logits in {store.directory}", flush=True)
         return store
     started = time.time()
+    labeller = _Labeller(teacher, batch_size, distribute.local_strategy(strategy), jit_compile, lite, check_margin)
     labelled_examples, word_pieces = _label_shards(
-        teacher,
-        source_store,
-        store,
-        task,
-        batch_size,
-        verbose,
-        strategy,
-        mine=lambda index: index % workers == worker,
-        jit_compile=jit_compile,
+        labeller, source_store, store, task, verbose, mine=lambda index: index % workers == worker
     )
     seconds = time.time() - started
     distribute.barrier(strategy)  # every worker's shards are written
@@ -121,6 +122,7 @@ def label_transfer_set(
                 "seconds_in_this_run": round(seconds, 2),
                 "examples_per_second": round(labelled_examples / seconds, 1) if seconds > 0 else None,
                 "mean_word_pieces": round(word_pieces / labelled_examples, 2) if labelled_examples else None,
+                **({"relabelled_by_teacher_in_this_run": labeller.relabelled} if lite is not None else {}),
             }
         )
     distribute.barrier(strategy)  # the store is complete for everyone
@@ -146,30 +148,49 @@ def _check_inputs(teacher: BertTeacher, source_store: ShardedRecords, task: Task
         )
 
 
+@dataclasses.dataclass
+class _Labeller:
+    """Logits of encoded examples: the teacher's, or the `lite` teacher's checked by the teacher."""
+
+    teacher: BertTeacher
+    batch_size: int
+    local_strategy: tf.distribute.Strategy
+    jit_compile: bool
+    lite: LiteTeacher | None
+    check_margin: float
+    relabelled: int = 0
+
+    def __call__(self, encoded: EncodedTexts, progress: keras.utils.Progbar | None) -> np.ndarray:
+        options = {"strategy": self.local_strategy, "jit_compile": self.jit_compile}
+        if self.lite is None:
+            return encoded_logits(self.teacher, encoded, self.batch_size, progress, **options)
+        logits, doubtful = checked_logits(
+            self.lite, self.teacher, encoded, self.check_margin, self.batch_size, progress, **options
+        )
+        self.relabelled += len(doubtful)
+        return logits
+
+
 def _label_shards(
-    teacher: BertTeacher,
+    labeller: _Labeller,
     source_store: ShardedRecords,
     store: ShardedRecords,
     task: Task,
-    batch_size: int,
     verbose: int,
-    strategy: tf.distribute.Strategy,
     mine: Callable[[int], bool],
-    jit_compile: bool = False,
 ) -> tuple[int, int]:
     """Labels the missing shards that are `mine`; returns the examples and word pieces labelled."""
-    local = distribute.local_strategy(strategy)
     labelled_examples = word_pieces = 0
     for index in store.missing_shards():
         if not mine(index):
             continue  # another worker's shard
         texts, labels = _read_shard(source_store.shard_path(index), task.is_pair)
-        encoded = encode_texts(teacher.preprocessor, *texts)
+        encoded = encode_texts(labeller.teacher.preprocessor, *texts)
         progress = None
         if verbose:
             print(f"Labelling shard {index + 1}/{store.num_shards} ({len(labels)} examples)", flush=True)
             progress = keras.utils.Progbar(len(labels), unit_name="example")
-        logits = encoded_logits(teacher, encoded, batch_size, progress, strategy=local, jit_compile=jit_compile)
+        logits = labeller(encoded, progress)
         store.write_shard(
             index,
             (

@@ -203,6 +203,19 @@ def test_changed_settings_rerun_exactly_the_stages_that_depend_on_them(inputs, t
     assert vectors["source"].startswith(f"--teacher={inputs[1]}") and vectors["dimension"] == 8
     assert vectors["coverage"] == 1.0  # every training word is in the tiny teacher's vocabulary
 
+    # Labelling with the int8 TFLite copy: a new labelled store, the teacher is not fine-tuned again.
+    int8 = dataclasses.replace(changed.teacher, label_precision="dynamic_int8", label_check_margin=0.5)
+    assert statuses(run(dataclasses.replace(changed, student=student, teacher=int8))) == {
+        "teacher": "up to date",
+        "augment": "up to date",
+        "label": "ran",
+        "distill": "ran",
+        "baseline": "up to date",
+        "export": "ran",
+    }
+    statistics = json.loads((tmp_path / "run" / "stages" / "label.json").read_text())["outputs"]["statistics"]
+    assert 0 <= statistics["relabelled_by_teacher_in_this_run"] <= statistics["examples"]
+
 
 def test_more_student_epochs_continue_the_finished_training_and_fewer_restart_it(inputs, tmp_path):
     config = tiny_config(inputs, tmp_path / "run")
@@ -346,6 +359,7 @@ def test_accelerator_flags_change_the_fingerprints_only_of_what_they_compute(mon
     # How the models run, not what they compute: a run resumes on another device or with XLA.
     assert fingerprints(teacher={"teacher_jit_compile": True}) == default
     assert fingerprints(student={"lstm_kernel": "cudnn"}) == default
+    assert fingerprints(teacher={"label_precision": "dynamic_int8", "label_check_margin": 2.0}) == default
     assert fingerprints(teacher={"mixed_precision": "auto"}) == default  # float32 on a CPU without bfloat16
     mixed = fingerprints(teacher={"mixed_precision": "mixed_bfloat16"})
     assert mixed[0]["teacher"]["mixed_precision"] == "mixed_bfloat16" and mixed[1] == default[1]

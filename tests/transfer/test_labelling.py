@@ -9,6 +9,7 @@ from conftest import tiny_bert_backbone
 
 from bilstm_kd.data.tasks import get_task
 from bilstm_kd.teacher.inference import teacher_logits
+from bilstm_kd.teacher.lite import LiteTeacher
 from bilstm_kd.teacher.model import BertTeacher
 from bilstm_kd.transfer import labelling, records
 from bilstm_kd.transfer.labelling import label_transfer_set
@@ -124,6 +125,39 @@ def test_cache_is_reused_and_rebuilt_when_teacher_or_data_change(tmp_path, monke
     assert changed.fingerprint != source.fingerprint
     label_transfer_set(other_teacher, changed, directory, task, teacher_fingerprint="teacher-2", verbose=0)
     assert counter.calls == 2 * source.num_shards
+
+
+def test_a_lite_teacher_labels_and_the_teacher_relabels_its_doubtful_examples(tmp_path):
+    task = get_task("sst2")
+    teacher = tiny_teacher()
+    source = single_sentence_source(str(tmp_path / "augmented"))
+    directory = str(tmp_path / "labelled")
+    plain = label_transfer_set(teacher, source, directory, task, teacher_fingerprint="t1", verbose=0)
+    (texts,), _, _, float_logits = read_labelled(plain, task)
+
+    class HalvedLite(LiteTeacher):  # a stand-in whose logits differ visibly from the float teacher's
+        def logits(self, batch):
+            return super().logits(batch) * 0.5
+
+    lite = HalvedLite(teacher)
+    margin = float(np.median(np.abs(float_logits[:, 0] - float_logits[:, 1]) * 0.5))
+    store = label_transfer_set(
+        teacher, source, directory, task, teacher_fingerprint="t1", verbose=0, lite=lite, check_margin=margin
+    )
+    assert store.fingerprint != plain.fingerprint  # int8 labels are a store of their own
+    (lite_texts,), _, _, logits = read_labelled(store, task)
+    assert lite_texts == texts
+    halved = float_logits * 0.5
+    doubtful = np.abs(halved[:, 0] - halved[:, 1]) < margin
+    assert 0 < doubtful.sum() < len(texts)
+    np.testing.assert_allclose(logits[doubtful], float_logits[doubtful], atol=1e-5)
+    np.testing.assert_allclose(logits[~doubtful], halved[~doubtful], atol=1e-5)
+    assert store.manifest["statistics"]["relabelled_by_teacher_in_this_run"] == doubtful.sum()
+
+    other = label_transfer_set(
+        teacher, source, directory, task, teacher_fingerprint="t1", verbose=0, lite=lite, check_margin=2 * margin
+    )
+    assert other.fingerprint != store.fingerprint  # the margin decides which logits are the teacher's
 
 
 def test_half_written_cache_is_completed_not_trusted(tmp_path, monkeypatch):

@@ -237,7 +237,7 @@ class MPNetEncoderLayer(keras.layers.Layer):
         scores = ops.cast(ops.einsum("bqnh,bknh->bnqk", queries, keys), "float32")
         scores = scores + ops.cast(attention_bias, "float32")
         if padding_mask is not None:
-            key_mask = ops.cast(padding_mask, "bool")[:, None, None, :]
+            key_mask = ops.expand_dims(ops.cast(padding_mask, "bool"), axis=(1, 2))  # not a slice: TFLite converts it
             scores = ops.where(key_mask, scores, _MASKED_SCORE)
         probabilities = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
         probabilities = self.attention_dropout(probabilities, training=training)
