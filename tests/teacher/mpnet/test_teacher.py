@@ -12,7 +12,8 @@ from numpy_mpnet import MASK_ID, VOCABULARY, random_hf_weights, write_checkpoint
 
 from bilstm_kd.data.tasks import get_task
 from bilstm_kd.teacher.fine_tuning import FineTuning, fine_tune_teacher
-from bilstm_kd.teacher.inference import encode_texts, teacher_logits
+from bilstm_kd.teacher.inference import encode_texts, encoded_logits, teacher_logits
+from bilstm_kd.teacher.lite import LiteTeacher
 from bilstm_kd.teacher.loading import load_teacher
 from bilstm_kd.teacher.mpnet import MPNetBackbone, MPNetTextClassifierPreprocessor
 from bilstm_kd.teacher.saving import load_fine_tuned_teacher
@@ -54,3 +55,7 @@ def test_a_fine_tuned_mpnet_teacher_is_saved_reloaded_and_recast(installed_mpnet
     bfloat16 = load_fine_tuned_teacher(directory, dtype_policy="mixed_bfloat16")
     assert bfloat16.precision == "mixed_bfloat16"
     np.testing.assert_allclose(teacher_logits(bfloat16, dev.texts[0]), expected, atol=0.05 * np.abs(expected).max())
+    # Its TFLite copy (builtin ops only; this tiny one is too small to be quantized) gives the same logits.
+    lite = LiteTeacher(reloaded)
+    encoded = encode_texts(reloaded.preprocessor, dev.texts[0])
+    np.testing.assert_allclose(encoded_logits(lite, encoded, batch_size=2), expected, atol=1e-5)
