@@ -46,16 +46,21 @@ from bilstm_kd.transfer import records
 from bilstm_kd.transfer.shards import ShardedRecords
 
 
+def read_tsv(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """The `sentence` and `label` columns of a GLUE SST-2 file."""
+    csv.field_size_limit(sys.maxsize)
+    with open(path, encoding="utf-8", newline="") as file:
+        rows = list(csv.DictReader(file, delimiter="\t", quoting=csv.QUOTE_NONE))
+    return np.array([row["sentence"] for row in rows], dtype=object), np.array([int(row["label"]) for row in rows])
+
+
 def read_sentences(transfer_dir: str, train_tsv: str) -> tuple[np.ndarray, str]:
     if transfer_dir:
         store = ShardedRecords.open_existing(transfer_dir)
         parsed = records.parse_records(tf.data.TFRecordDataset(store.paths()), is_pair=False).batch(8192)
         texts = [text.decode("utf-8") for batch in parsed.as_numpy_iterator() for text in batch["text_a"]]
         return np.array(texts, dtype=object), transfer_dir
-    csv.field_size_limit(sys.maxsize)
-    with open(train_tsv, encoding="utf-8", newline="") as file:
-        rows = csv.DictReader(file, delimiter="\t", quoting=csv.QUOTE_NONE)
-        return np.array([row["sentence"] for row in rows], dtype=object), train_tsv
+    return read_tsv(train_tsv)[0], train_tsv
 
 
 def checking_by_margin(int8_logits: np.ndarray, plain_logits: np.ndarray) -> dict[str, dict[str, float]]:
@@ -82,6 +87,7 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--settings", default="plain,bfloat16_2048,bfloat16_4096,int8_1024,int8_2048,int8checked")
     parser.add_argument("--check_margin", type=float, default=1.0, help="as --label_check_margin")
+    parser.add_argument("--dev_tsv", default="", help="also score each setting's labels on this SST-2 dev file")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -97,32 +103,39 @@ def main() -> None:
         "teacher": args.teacher_dir or args.teacher,
         "sentences": {"source": source, "count": len(sample), "mean_word_pieces": float(encoded.lengths.mean())},
     }
+    dev = None
+    if args.dev_tsv:
+        dev_sentences, dev_labels = read_tsv(args.dev_tsv)
+        dev = encode_texts(teacher.preprocessor, dev_sentences), dev_labels
     logits: dict[str, np.ndarray] = {}
     lite: list[LiteTeacher] = []  # converted once, when a setting first needs it
 
     def labeller(name: str):
-        """The setting `name` as a function returning its logits and how many examples float32 relabelled."""
+        """The setting `name` as a function of encoded texts returning their logits and (int8checked) the examples
+        float32 relabelled."""
         kind, _, budget = name.partition("_") if name != "plain" else ("float32", "", str(INFERENCE_TOKENS_PER_BATCH))
         if kind.startswith("int8") and not lite:
             started = time.perf_counter()
             lite.append(LiteTeacher(teacher))
             results["int8_conversion_seconds"] = time.perf_counter() - started
         if kind == "int8checked":
-            return lambda: checked_logits(lite[0], teacher, encoded, args.check_margin, args.batch_size)
+            return lambda encoded: checked_logits(lite[0], teacher, encoded, args.check_margin, args.batch_size)
         if kind == "int8":
             model = lite[0]
         else:
             policy = {"float32": "float32", "bfloat16": "mixed_bfloat16"}[kind]
             model = teacher if policy == "float32" else teacher.with_precision(policy)
-        return lambda: (encoded_logits(model, encoded, args.batch_size, max_tokens=int(budget)), None)
+        return lambda encoded: (encoded_logits(model, encoded, args.batch_size, max_tokens=int(budget)), None)
 
     for name in args.settings.split(","):
         label = labeller(name)
-        label()  # traces (and warms) every shape it meets
+        label(encoded)  # traces (and warms) every shape it meets
         started = time.perf_counter()
-        logits[name], relabelled = label()
+        logits[name], relabelled = label(encoded)
         seconds = time.perf_counter() - started
         results[name] = {"sentences_per_second": len(sample) / seconds}
+        if dev is not None:
+            results[name]["dev_accuracy"] = float(np.mean(label(dev[0])[0].argmax(axis=1) == dev[1]))
         if relabelled is not None:
             results[name].update(check_margin=args.check_margin, relabelled_by_float32=len(relabelled))
         if name != "plain" and "plain" in logits:

@@ -68,7 +68,17 @@ def test_labelling_speed_compares_every_setting_with_the_plain_pass(monkeypatch,
         "30",
     ]
     monkeypatch.setattr(
-        sys, "argv", [*argv, "--settings", "plain,float32_512,int8_1024,int8checked", "--check_margin", "0.1"]
+        sys,
+        "argv",
+        [
+            *argv,
+            "--settings",
+            "plain,float32_512,int8_1024,int8checked",
+            "--check_margin",
+            "0.1",
+            "--dev_tsv",
+            str(tmp_path / "train.tsv"),
+        ],
     )
     labelling_speed.main()
     figures = json.loads(capsys.readouterr().out)
@@ -80,4 +90,6 @@ def test_labelling_speed_compares_every_setting_with_the_plain_pass(monkeypatch,
             figures[name]["label_agreement_vs_plain"] == 1.0 and figures[name]["max_logit_difference_vs_plain"] < 1e-4
         )
     assert 0 <= figures["int8checked"]["relabelled_by_float32"] <= 30
+    accuracies = {figures[name]["dev_accuracy"] for name in ("plain", "float32_512", "int8_1024", "int8checked")}
+    assert len(accuracies) == 1 and 0 <= accuracies.pop() <= 1  # the same labels, scored on the 40 rows
     assert set(figures["int8_1024"]["if_checked"]) == {"0.25", "0.5", "1.0", "2.0"}
