@@ -58,7 +58,10 @@ def label(run: Run, results: dict[str, Any]) -> dict[str, Any]:
     from bilstm_kd.transfer.shards import ShardedRecords
 
     teacher = run.teacher_model(run.labelling_policy())
-    lite = LiteTeacher(teacher) if run.config.teacher.label_precision == "dynamic_int8" else None
+    lite = None
+    if run.config.teacher.label_precision == "dynamic_int8":
+        lite = LiteTeacher(teacher)
+        run.log(f"[label] the teacher as TFLite with int8 weights: {len(lite.flatbuffer) / 1e6:.1f} MB")
     store = label_transfer_set(
         teacher,
         ShardedRecords.open_existing(run.paths.augmented),
