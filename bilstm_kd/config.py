@@ -187,7 +187,7 @@ class TeacherConfig:
     label_precision: str = _field(
         "same",
         "Teacher precision for labelling: as --mixed_precision, one of its values, or dynamic_int8 (a TFLite copy with "
-        "int8 weights, ~3x faster on a CPU; examples it labels with less than --label_check_margin are relabelled).",
+        "int8 weights, 2.7x faster on a CPU; what it labels with less than --label_check_margin is relabelled).",
         LABEL_PRECISIONS,
     )
     label_check_margin: float = _field(
