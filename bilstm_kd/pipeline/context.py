@@ -137,10 +137,11 @@ class Run:
 
     def labelling_policy(self) -> str:
         """The teacher's Keras policy for labelling (`--label_precision`; dynamic_int8 checks with float32)."""
+        from bilstm_kd.teacher.lite import DYNAMIC_INT8
         from bilstm_kd.teacher.precision import FLOAT32, precision_policy
 
         teacher = self.config.teacher
-        if teacher.label_precision == "dynamic_int8":
+        if teacher.label_precision == DYNAMIC_INT8:
             return FLOAT32
         return precision_policy(
             teacher.mixed_precision if teacher.label_precision == "same" else teacher.label_precision

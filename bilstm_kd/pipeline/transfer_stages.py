@@ -38,6 +38,7 @@ def augment(run: Run, results: dict[str, Any]) -> dict[str, Any]:
 
 
 def label_depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
+    from bilstm_kd.teacher.lite import DYNAMIC_INT8
     from bilstm_kd.teacher.precision import FLOAT32
 
     depends_on = {
@@ -45,21 +46,22 @@ def label_depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
         "transfer_set": results["augment"]["store_fingerprint"],
     }
     teacher = run.config.teacher
-    if run.labelling_policy() != FLOAT32:  # float32 labelling keeps the fingerprints of runs before the flag
-        depends_on["precision"] = run.labelling_policy()
-    if teacher.label_precision == "dynamic_int8":
+    policy = run.labelling_policy()
+    if policy != FLOAT32:  # float32 labelling keeps the fingerprints of runs before the flag
+        depends_on["precision"] = policy
+    if teacher.label_precision == DYNAMIC_INT8:
         depends_on["lite"] = {"precision": teacher.label_precision, "check_margin": teacher.label_check_margin}
     return depends_on
 
 
 def label(run: Run, results: dict[str, Any]) -> dict[str, Any]:
-    from bilstm_kd.teacher.lite import LiteTeacher
+    from bilstm_kd.teacher.lite import DYNAMIC_INT8, LiteTeacher
     from bilstm_kd.transfer.labelling import label_transfer_set
     from bilstm_kd.transfer.shards import ShardedRecords
 
     teacher = run.teacher_model(run.labelling_policy())
     lite = None
-    if run.config.teacher.label_precision == "dynamic_int8":
+    if run.config.teacher.label_precision == DYNAMIC_INT8:
         lite = LiteTeacher(teacher)
         run.log(f"[label] the teacher as TFLite with int8 weights: {len(lite.flatbuffer) / 1e6:.1f} MB")
     store = label_transfer_set(
