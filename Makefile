@@ -24,8 +24,11 @@ mpnet: setup
 demo: setup
 	$(BIN)/python -m bilstm_kd.main --flagfile flags/demo.cfg
 
+# Test processes (pytest-xdist; a test file stays in one): most tests keep one core busy, so 2 on 2 cores.
+TEST_WORKERS ?= 2
+
 test: setup lint
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 lint: setup
 	$(BIN)/ruff check .
