@@ -119,8 +119,7 @@ class _RunDirectoryMonitor(SelectBestOnDev):
         self.state["best_value"], self.state["best_epoch"] = self.best_value, self.best_epoch
         _save_weights_atomically(self.model, os.path.join(self.directory, CHECKPOINT))
         self.state["epochs_completed"] = epoch + 1
-        best_epoch = self.state["best_epoch"]
-        if self.patience and best_epoch is not None and epoch + 1 - best_epoch >= self.patience:
+        if _out_of_patience(self.state, self.patience):
             self.state["stopped_early"] = True
             self.model.stop_training = True
         cache.write_json(os.path.join(self.directory, STATE), self.state)
@@ -161,6 +160,12 @@ def _read_state(path: str, monitor: str, mode: str) -> dict[str, Any]:
     return state
 
 
+def _out_of_patience(state: dict[str, Any], patience: int) -> bool:
+    """Whether the last `patience` finished epochs of `state` brought no better score (patience 0: never)."""
+    best_epoch = state["best_epoch"]
+    return bool(patience) and best_epoch is not None and state["epochs_completed"] - best_epoch >= patience
+
+
 def _new_state(monitor: str, mode: str) -> dict[str, Any]:
     return {
         "monitor": monitor,
@@ -190,10 +195,11 @@ def train_student(
     The distiller is compiled with `make_optimizer()` (the paper's AdaDelta) unless it is compiled already. Each
     finished epoch is checkpointed (weights and optimizer state); a run killed mid-way continues from the
     last finished epoch when called again with the same directory, and a finished run only reloads its
-    best weights, unless `epochs` has grown since and it did not stop early: it then trains
-    on to the new count. Training stops after `patience` epochs without a better dev score (the
-    distiller's first task metric, e.g. `val_accuracy`; without a dev set, the training loss). At the end
-    the student holds its best weights and is saved as `student.keras`.
+    best weights, unless `epochs` has grown since and it is not out of this call's `patience`: it then
+    trains on to the new count (a run that stopped early goes on when given a larger patience). Training
+    stops after `patience` epochs without a better dev score (the distiller's first task metric, e.g.
+    `val_accuracy`; without a dev set, the training loss). At the end the student holds its best weights
+    and is saved as `student.keras`.
 
     Args:
         distiller: the `Distiller` around the student (alpha=1 for the gold-label baseline).
@@ -227,6 +233,7 @@ def train_student(
         monitor, mode = "loss", "min"
     state_path = os.path.join(directory, STATE)
     state = _read_state(state_path, monitor, mode)
+    state["stopped_early"] = _out_of_patience(state, patience)  # judged again with this call's patience
 
     if not distiller.compiled:
         with distiller.distribute_strategy.scope():

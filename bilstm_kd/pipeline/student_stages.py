@@ -15,14 +15,18 @@ from bilstm_kd.pipeline.context import Run
 
 
 def more_epochs(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    """Whether a student's settings differ from its last run's only by more epochs: it then trains on."""
+    """Whether a student's settings differ from its last run's only by more epochs (and perhaps another
+    patience): it then trains on."""
 
-    def without_epochs(depends_on: dict[str, Any]) -> str:
-        distill = {key: value for key, value in depends_on.get("distill", {}).items() if key != "epochs"}
+    def others(depends_on: dict[str, Any]) -> str:
+        distill = {key: value for key, value in depends_on.get("distill", {}).items() if key not in _CONTINUABLE}
         return cache.fingerprint({**depends_on, "distill": distill})
 
     epochs = (old.get("distill", {}).get("epochs", 0), new["distill"]["epochs"])
-    return epochs[1] > epochs[0] and without_epochs(old) == without_epochs(new)
+    return epochs[1] > epochs[0] and others(old) == others(new)
+
+
+_CONTINUABLE = ("epochs", "patience")  # a finished training can go on under new values of these
 
 
 def baseline_epochs(run: Run) -> int:

@@ -127,12 +127,18 @@ def test_a_run_resumes_from_its_last_finished_epoch_and_trains_on_when_epochs_gr
     again = tiny_distiller()
     assert train_student(again, train, None, tmp_path, epochs=3, patience=3, verbose=0)["epochs_completed"] == 3
     assert int(again.optimizer.iterations) == int(resumed.optimizer.iterations)
-    # Nor does a run that stopped early when it is given more epochs: it would only stop again.
+    # Nor does a run out of patience when it is given more epochs: it would only stop again (here its best
+    # epoch is made the first, so epochs 2 and 3 brought nothing better)...
     state_path = tmp_path / "training_state.json"
-    state_path.write_text(json.dumps({**json.loads(state_path.read_text()), "stopped_early": True}))
+    state_path.write_text(json.dumps({**json.loads(state_path.read_text()), "best_epoch": 1}))
     stopped = tiny_distiller()
-    assert train_student(stopped, train, None, tmp_path, epochs=5, patience=3, verbose=0)["epochs_completed"] == 3
+    summary = train_student(stopped, train, None, tmp_path, epochs=5, patience=2, verbose=0)
+    assert summary["epochs_completed"] == 3 and summary["stopped_early"]
     assert int(stopped.optimizer.iterations) == int(resumed.optimizer.iterations)
+    # ...but with a larger patience it trains on.
+    patient = tiny_distiller()
+    assert train_student(patient, train, None, tmp_path, epochs=5, patience=3, verbose=0)["epochs_completed"] > 3
+    assert int(patient.optimizer.iterations) > int(resumed.optimizer.iterations)
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -223,7 +223,7 @@ def test_more_student_epochs_continue_the_finished_training_and_fewer_restart_it
     state_path = tmp_path / "run" / "student" / "distilled" / "training_state.json"
     first_three = json.loads(state_path.read_text())["history"]["loss"]
 
-    five = dataclasses.replace(config, distill=dataclasses.replace(config.distill, epochs=5))
+    five = dataclasses.replace(config, distill=dataclasses.replace(config.distill, epochs=5, patience=4))
     assert statuses(run(five)) == ONLY_STUDENTS_RAN
     losses = json.loads(state_path.read_text())["history"]["loss"]
     assert len(losses) == 5 and losses[:3] == first_three  # epochs 1-3 were kept, not trained again
