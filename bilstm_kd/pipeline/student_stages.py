@@ -13,6 +13,8 @@ from bilstm_kd.data.readers import Examples
 from bilstm_kd.distribute import strategies as distribute
 from bilstm_kd.pipeline.context import Run
 
+_CONTINUABLE = ("epochs", "patience")  # a finished training can go on under new values of these
+
 
 def more_epochs(old: dict[str, Any], new: dict[str, Any]) -> bool:
     """Whether a student's settings differ from its last run's only by more epochs (and perhaps another
@@ -24,9 +26,6 @@ def more_epochs(old: dict[str, Any], new: dict[str, Any]) -> bool:
 
     epochs = (old.get("distill", {}).get("epochs", 0), new["distill"]["epochs"])
     return epochs[1] > epochs[0] and others(old) == others(new)
-
-
-_CONTINUABLE = ("epochs", "patience")  # a finished training can go on under new values of these
 
 
 def baseline_epochs(run: Run) -> int:
