@@ -46,14 +46,20 @@ def test_accelerator_benchmark_quick_prints_every_figure(monkeypatch, capsys, tm
     assert inference["speedups"]["student_vs_bert_large_float32_batch_512"] > 0
 
 
-def test_labelling_speed_compares_every_setting_with_the_plain_pass(monkeypatch, capsys, tmp_path):
+def tiny_teacher_and_rows(tmp_path, count=40):
+    """A tiny BERT preset (random weights) in `tmp_path/teacher`, and `count` sentences of its vocabulary."""
     from conftest import VOCABULARY, tiny_bert_backbone, tiny_tokenizer
 
     preset = tmp_path / "teacher"
     tiny_bert_backbone(len(VOCABULARY), max_sequence_length=128).save_to_preset(str(preset))
     tiny_tokenizer().save_to_preset(str(preset))
     words = [word for word in VOCABULARY if word.isalpha()]
-    rows = [" ".join(words[(row * 7 + step) % len(words)] for step in range(1 + row % 9)) for row in range(40)]
+    rows = [" ".join(words[(row * 7 + step) % len(words)] for step in range(1 + row % 9)) for row in range(count)]
+    return preset, rows
+
+
+def test_labelling_speed_compares_every_setting_with_the_plain_pass(monkeypatch, capsys, tmp_path):
+    preset, rows = tiny_teacher_and_rows(tmp_path)
     (tmp_path / "train.tsv").write_text(
         "sentence\tlabel\n" + "".join(f"{row}\t{i % 2}\n" for i, row in enumerate(rows))
     )
@@ -93,3 +99,37 @@ def test_labelling_speed_compares_every_setting_with_the_plain_pass(monkeypatch,
     accuracies = {figures[name]["dev_accuracy"] for name in ("plain", "float32_512", "int8_1024", "int8checked")}
     assert len(accuracies) == 1 and 0 <= accuracies.pop() <= 1  # the same labels, scored on the 40 rows
     assert set(figures["int8_1024"]["if_checked"]) == {"0.25", "0.5", "1.0", "2.0"}
+
+
+def test_labelling_speed_labels_the_pairs_of_a_pair_task_transfer_set(monkeypatch, capsys, tmp_path):
+    from bilstm_kd.teacher.inference import encode_texts
+    from bilstm_kd.teacher.loading import load_teacher
+    from bilstm_kd.transfer import records
+    from bilstm_kd.transfer.shards import ShardedRecords
+
+    preset, rows = tiny_teacher_and_rows(tmp_path, count=24)
+    first, second = rows[:12], rows[12:]
+    store = ShardedRecords(tmp_path / "augmented", {"seed": 0}, num_shards=2)
+    for shard in range(2):
+        pairs = range(shard, 12, 2)
+        store.write_shard(shard, (records.encode_example([first[i], second[i]], i % 2) for i in pairs))
+    store.finish({"examples": 12})
+    labelling_speed = load_benchmark(pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "labelling_speed.py")
+    argv = [
+        "labelling_speed.py",
+        "--teacher",
+        str(preset),
+        "--task",
+        "mrpc",
+        "--transfer_dir",
+        str(tmp_path / "augmented"),
+    ]
+    monkeypatch.setattr(sys, "argv", [*argv, "--sample", "12", "--settings", "plain,int8checked"])
+    labelling_speed.main()
+    figures = json.loads(capsys.readouterr().out)
+    # Every pair was labelled as a pair: [CLS] a [SEP] b [SEP], as the pipeline packs it.
+    teacher = load_teacher(str(preset), num_classes=2, pooling="mean")
+    pair_lengths = encode_texts(teacher.preprocessor, first, second).lengths
+    assert figures["sentences"]["count"] == 12
+    assert figures["sentences"]["mean_word_pieces"] == pytest.approx(pair_lengths.mean())
+    assert figures["int8checked"]["label_agreement_vs_plain"] == 1.0
