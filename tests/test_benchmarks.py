@@ -58,36 +58,26 @@ def tiny_teacher_and_rows(tmp_path, count=40):
     return preset, rows
 
 
+def run_labelling_speed(monkeypatch, capsys, *argv):
+    """benchmarks/labelling_speed.py with these arguments; the JSON figures it prints."""
+    labelling_speed = load_benchmark(pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "labelling_speed.py")
+    monkeypatch.setattr(sys, "argv", ["labelling_speed.py", *argv])
+    labelling_speed.main()
+    return json.loads(capsys.readouterr().out)
+
+
 def test_labelling_speed_compares_every_setting_with_the_plain_pass(monkeypatch, capsys, tmp_path):
     preset, rows = tiny_teacher_and_rows(tmp_path)
     (tmp_path / "train.tsv").write_text(
         "sentence\tlabel\n" + "".join(f"{row}\t{i % 2}\n" for i, row in enumerate(rows))
     )
-    labelling_speed = load_benchmark(pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "labelling_speed.py")
-    argv = [
-        "labelling_speed.py",
-        "--teacher",
-        str(preset),
-        "--train_tsv",
-        str(tmp_path / "train.tsv"),
-        "--sample",
-        "30",
-    ]
-    monkeypatch.setattr(
-        sys,
-        "argv",
-        [
-            *argv,
-            "--settings",
-            "plain,float32_512,int8_1024,int8checked",
-            "--check_margin",
-            "0.1",
-            "--dev_tsv",
-            str(tmp_path / "train.tsv"),
-        ],
+    figures = run_labelling_speed(
+        monkeypatch,
+        capsys,
+        *("--teacher", str(preset), "--train_tsv", str(tmp_path / "train.tsv"), "--sample", "30"),
+        *("--settings", "plain,float32_512,int8_1024,int8checked", "--check_margin", "0.1"),
+        *("--dev_tsv", str(tmp_path / "train.tsv")),
     )
-    labelling_speed.main()
-    figures = json.loads(capsys.readouterr().out)
     assert figures["sentences"]["count"] == 30
     for name in ("float32_512", "int8_1024", "int8checked"):
         assert figures[name]["sentences_per_second"] > 0 and figures[name]["speedup_vs_plain"] > 0
@@ -114,19 +104,12 @@ def test_labelling_speed_labels_the_pairs_of_a_pair_task_transfer_set(monkeypatc
         pairs = range(shard, 12, 2)
         store.write_shard(shard, (records.encode_example([first[i], second[i]], i % 2) for i in pairs))
     store.finish({"examples": 12})
-    labelling_speed = load_benchmark(pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "labelling_speed.py")
-    argv = [
-        "labelling_speed.py",
-        "--teacher",
-        str(preset),
-        "--task",
-        "mrpc",
-        "--transfer_dir",
-        str(tmp_path / "augmented"),
-    ]
-    monkeypatch.setattr(sys, "argv", [*argv, "--sample", "12", "--settings", "plain,int8checked"])
-    labelling_speed.main()
-    figures = json.loads(capsys.readouterr().out)
+    figures = run_labelling_speed(
+        monkeypatch,
+        capsys,
+        *("--teacher", str(preset), "--task", "mrpc", "--transfer_dir", str(tmp_path / "augmented")),
+        *("--sample", "12", "--settings", "plain,int8checked"),
+    )
     # Every pair was labelled as a pair: [CLS] a [SEP] b [SEP], as the pipeline packs it.
     teacher = load_teacher(str(preset), num_classes=2, pooling="mean")
     pair_lengths = encode_texts(teacher.preprocessor, first, second).lengths
