@@ -3,9 +3,8 @@ and logits each gives against the plain pass.
 
 The sentences are a random sample of a transfer set (`--transfer_dir`, a run's `transfer/augmented` store, with
 its `[MASK]`s and n-grams; sentence pairs when `--task` is a pair task), or of the SST-2 training sentences without
-one. Every setting labels the same
-sentences the pipeline's way (`inference.encoded_logits`: sorted by length, batches of at most
-`--batch_size` sentences and `max_tokens` padded word pieces, each padded to its longest):
+one. Every setting labels the same sentences the pipeline's way (`inference.encoded_logits`: sorted by length,
+batches of at most `--batch_size` sentences and `max_tokens` padded word pieces, each padded to its longest):
 
 - `plain`: float32, `max_tokens` 2,048 (the package's default, tuned for MiniLM);
 - `float32_<N>`, `bfloat16_<N>`: float32 and `mixed_bfloat16` (`--mixed_precision`) at other token budgets;
@@ -99,6 +98,8 @@ def main() -> None:
     args = parser.parse_args()
 
     task = get_task(args.task)
+    if args.dev_tsv and task.is_pair:
+        raise SystemExit("--dev_tsv reads an SST-2 dev file; leave it out for a pair task")
     columns, source = read_sentences(args.transfer_dir, args.train_tsv, task.is_pair)
     count = len(columns[0])
     chosen = np.random.default_rng(args.seed).choice(count, min(args.sample, count), False)
@@ -113,8 +114,6 @@ def main() -> None:
         "sentences": {"source": source, "count": len(chosen), "mean_word_pieces": float(encoded.lengths.mean())},
     }
     dev = None
-    if args.dev_tsv and task.is_pair:
-        raise SystemExit("--dev_tsv reads an SST-2 dev file; leave it out for a pair task")
     if args.dev_tsv:
         dev_sentences, dev_labels = read_tsv(args.dev_tsv)
         dev = encode_texts(teacher.preprocessor, dev_sentences), dev_labels
