@@ -2,7 +2,7 @@
 and logits each gives against the plain pass.
 
 The sentences are a random sample of a transfer set (`--transfer_dir`, a run's `transfer/augmented` store, with
-its `[MASK]`s and n-grams; sentence pairs when `--task` is a pair task), or of the SST-2 training sentences without
+its `[MASK]`s and n-grams; pairs when it holds sentence pairs), or of the SST-2 training sentences without
 one. Every setting labels the same sentences the pipeline's way (`inference.encoded_logits`: sorted by length,
 batches of at most `--batch_size` sentences and `max_tokens` padded word pieces, each padded to its longest):
 
@@ -54,17 +54,17 @@ def read_tsv(path: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array([row["sentence"] for row in rows], dtype=object), np.array([int(row["label"]) for row in rows])
 
 
-def read_sentences(transfer_dir: str, train_tsv: str, is_pair: bool) -> tuple[list[np.ndarray], str]:
-    """The text columns of a transfer set (`text_a`, and `text_b` for pairs), or the SST-2 training sentences."""
+def read_sentences(transfer_dir: str, train_tsv: str) -> tuple[list[np.ndarray], str]:
+    """The text columns of a transfer set (`text_a`, and `text_b` if it holds pairs), or the SST-2 training set."""
     if transfer_dir:
         store = ShardedRecords.open_existing(transfer_dir)
+        first = next(iter(store.dataset().take(1))).numpy()
+        is_pair = "text_b" in tf.train.Example.FromString(first).features.feature
         parsed = records.parse_records(tf.data.TFRecordDataset(store.paths()), is_pair=is_pair).batch(8192)
         batches = list(parsed.as_numpy_iterator())
         columns = ["text_a", "text_b"] if is_pair else ["text_a"]
         texts = [[text.decode("utf-8") for batch in batches for text in batch[column]] for column in columns]
         return [np.array(column, dtype=object) for column in texts], transfer_dir
-    if is_pair:
-        raise SystemExit("--task names a pair task: give its transfer set with --transfer_dir")
     return [read_tsv(train_tsv)[0]], train_tsv
 
 
@@ -87,7 +87,6 @@ def main() -> None:
     parser.add_argument("--teacher", default="mpnet", help="a --teacher value (with a random head)")
     parser.add_argument("--teacher_dir", default="", help="a fine-tuned teacher's directory (overrides --teacher)")
     parser.add_argument("--transfer_dir", default="", help="a run's transfer/augmented store")
-    parser.add_argument("--task", default="sst2", help="the transfer set's task (a pair task samples pairs)")
     parser.add_argument("--train_tsv", default="../shared/data/glue/SST-2/train.tsv")
     parser.add_argument("--sample", type=int, default=4000)
     parser.add_argument("--batch_size", type=int, default=256)
@@ -97,16 +96,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    task = get_task(args.task)
-    if args.dev_tsv and task.is_pair:
-        raise SystemExit("--dev_tsv reads an SST-2 dev file; leave it out for a pair task")
-    columns, source = read_sentences(args.transfer_dir, args.train_tsv, task.is_pair)
+    columns, source = read_sentences(args.transfer_dir, args.train_tsv)
+    if args.dev_tsv and len(columns) == 2:
+        raise SystemExit("--dev_tsv reads an SST-2 dev file; leave it out for a transfer set of pairs")
     count = len(columns[0])
     chosen = np.random.default_rng(args.seed).choice(count, min(args.sample, count), False)
     if args.teacher_dir:
         teacher = load_fine_tuned_teacher(args.teacher_dir)
     else:
-        teacher = load_teacher(args.teacher, task.num_classes, pooling="mean")
+        teacher = load_teacher(args.teacher, get_task("sst2").num_classes, pooling="mean")
     encoded = encode_texts(teacher.preprocessor, *[column[chosen] for column in columns])
     results: dict = {
         "devices": describe(),

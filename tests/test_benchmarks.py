@@ -91,7 +91,7 @@ def test_labelling_speed_compares_every_setting_with_the_plain_pass(monkeypatch,
     assert set(figures["int8_1024"]["if_checked"]) == {"0.25", "0.5", "1.0", "2.0"}
 
 
-def test_labelling_speed_labels_the_pairs_of_a_pair_task_transfer_set(monkeypatch, capsys, tmp_path):
+def test_labelling_speed_labels_the_pairs_of_a_transfer_set_of_pairs(monkeypatch, capsys, tmp_path):
     from bilstm_kd.teacher.inference import encode_texts
     from bilstm_kd.teacher.loading import load_teacher
     from bilstm_kd.transfer import records
@@ -107,7 +107,7 @@ def test_labelling_speed_labels_the_pairs_of_a_pair_task_transfer_set(monkeypatc
     figures = run_labelling_speed(
         monkeypatch,
         capsys,
-        *("--teacher", str(preset), "--task", "mrpc", "--transfer_dir", str(tmp_path / "augmented")),
+        *("--teacher", str(preset), "--transfer_dir", str(tmp_path / "augmented")),
         *("--sample", "12", "--settings", "plain,int8checked"),
     )
     # Every pair was labelled as a pair: [CLS] a [SEP] b [SEP], as the pipeline packs it.
