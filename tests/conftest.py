@@ -189,3 +189,31 @@ def sentiment_examples(count):
         texts.append(sentences[(index // 2) % len(sentences)])
         labels.append(label)
     return Examples(texts, labels=labels)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Users' text for property-based tests: any Unicode, with the characters real files hold weighted in
+
+# Unicode's other spaces and line separators, zero-width and format characters, byte-order marks, direction
+# marks, combining accents, controls, right-to-left letters, emoji sequences, and what the tokenizers treat
+# specially (brackets of [MASK], its private-use stand-in, clitics, addresses, numbers).
+TRICKY_CHARACTERS = (
+    "\u00a0\u202f\u2009\u2007\u3000\u1680\u2028\u2029\u0085\u000b\u000c\t\n\r "
+    "\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f\u202a\u202e\u2066\u2069"
+    "\u0301\u0308\u0327\u030c\u20dd\u0000\u0007\u001b\u001f\u007f"
+    "שלוםمرحبا\u0640éÉßİıΣςﬁǅ😀👍🏽👨🇫🇷\ue000[]!?.,'’-_@/:$%&1234567890aAnNtTsS"
+)
+
+
+def user_text(max_size=40):
+    """A Hypothesis strategy: strings of any Unicode scalar (no lone surrogates), tricky characters weighted in."""
+    from hypothesis import strategies as st
+
+    alphabet = st.one_of(st.sampled_from(TRICKY_CHARACTERS), st.characters(codec="utf-8"))
+    pieces = st.one_of(
+        st.text(alphabet, max_size=8),
+        st.sampled_from(
+            ["[MASK]", "[mask]", "n't", "'s", "https://x.io/a", "a@b.co", "3.5", "1,000", "café", "cafe\u0301"]
+        ),
+    )
+    return st.lists(pieces, max_size=max_size // 4).map("".join)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
@@ -20,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from bilstm_kd import cache
-from bilstm_kd.data.tables import EXTENSIONS, DataError, Table, TableFormat, decode_file, read_table
+from bilstm_kd.data.tables import EXTENSIONS, DataError, Table, TableFormat, decode_file, read_table, split_lines
 from bilstm_kd.data.tasks import Task, default_metrics
 from bilstm_kd.text.vocab import rejoin_clitics
 
@@ -226,14 +227,20 @@ def read_texts(path: str, text_columns: tuple[str, ...], table_format: TableForm
     table_format = table_format or TableFormat()
     if path == "-" or (table_format.format == "auto" and os.path.splitext(path)[1].lower() not in EXTENSIONS):
         text = sys.stdin.read() if path == "-" else decode_file(path, table_format.encoding)
-        rows = [line.split("\t") if len(text_columns) == 2 else [line] for line in text.splitlines()]
+        rows = [line.split("\t") if len(text_columns) == 2 else [line] for line in split_lines(text)]
         for number, row in enumerate(rows, start=1):
             if len(row) != len(text_columns):
                 raise DataError(f"{path}, line {number}: a pair needs two tab-separated texts, found {len(row)}")
+            for value in row:
+                _check_encodable(value, f"{path}, line {number}")
         return [[row[i].strip() for row in rows] for i in range(len(text_columns))]
     table = read_table(path, table_format)
     flags = ("text_column", "text_pair_column")
-    return [[_cell(value) for value in table.column(c, f)] for c, f in zip(text_columns, flags)]
+    columns = [[_cell(value) for value in table.column(c, f)] for c, f in zip(text_columns, flags)]
+    for column in columns:
+        for row, text in enumerate(column):
+            _check_encodable(text, table.where(row))
+    return columns
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,12 +285,24 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
+def _check_encodable(text: str, where: str) -> None:
+    """A JSON escape such as "\\ud800" (or undecodable standard input) gives a lone surrogate, which no
+    UTF-8 string (TensorFlow's, a model file's) can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise DataError(
+            f"{where}: character {text[error.start]!r} is half of a UTF-16 surrogate pair, not text"
+        ) from None
+
+
 def _texts(table: Table, values: list[Any], column: str) -> np.ndarray:
     texts = np.empty(len(values), dtype=object)
     for row, value in enumerate(values):
         text = _cell(value)
         if not text:
             raise DataError(f"{table.where(row)}: empty text in column {column!r}")
+        _check_encodable(text, table.where(row))
         texts[row] = text
     return texts
 
@@ -294,6 +313,12 @@ def _label(table: Table, row: int, value: Any) -> str:
     label = _cell(value)
     if not label:
         raise DataError(f"{table.where(row)}: empty label")
+    _check_encodable(label, table.where(row))
+    if any(unicodedata.category(character) in ("Cc", "Zl", "Zp") for character in label):
+        raise DataError(
+            f"{table.where(row)}: label {label!r} holds a line break or control character; "
+            "labels.txt and the phone file's labels are one per line"
+        )
     return label
 
 

@@ -133,6 +133,12 @@ def decode_file(path: str, encoding: str) -> str:
         ) from None
 
 
+def split_lines(text: str) -> list[str]:
+    """The lines of a text file: split at "\n", "\r\n" and "\r" only. `str.splitlines` also splits at
+    U+2028, U+0085 and other characters a line of text (or a JSON string) may hold."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").removesuffix("\n").split("\n") if text else []
+
+
 def _read_delimited(path: str, text: str, file_format: str, table_format: TableFormat) -> Table:
     delimiter = table_format.delimiter or ("\t" if file_format == "tsv" else ",")
     quoting = csv.QUOTE_NONE if file_format == "tsv" else csv.QUOTE_MINIMAL
@@ -172,7 +178,7 @@ def _read_delimited(path: str, text: str, file_format: str, table_format: TableF
 def _read_jsonl(path: str, text: str) -> Table:
     columns: dict[str, list[Any]] = {}
     lines: list[int] = []
-    for line_number, line in enumerate(text.splitlines(), start=1):
+    for line_number, line in enumerate(split_lines(text), start=1):
         if not line.strip():
             continue
         try:

@@ -52,7 +52,7 @@ def mediapipe_length(word_counts: Sequence[int], max_length: int, percentile: fl
 
 def runtime_vocabulary(vocabulary: Vocabulary | Sequence[str]) -> list[tuple[str, int]]:
     """The runtime's `token id` lines: `<PAD>`, `<UNKNOWN>`, then every spelling of every word
-    (`text.vocab.lookup_table` of the `regex` tokenizer) with its word's id."""
+    (`text.vocab.lookup_table` of the `regex` tokenizer, MASK among them) with its word's id."""
     spellings = lookup_table(vocabulary_tokens(vocabulary), "regex")
     return [(RUNTIME_PAD, PAD_ID), (RUNTIME_UNKNOWN, UNK_ID), *(entry for entry in spellings if entry[0] != MASK)]
 
@@ -320,12 +320,17 @@ def verify_mediapipe(
     """Runs the file in MediaPipe's `TextClassifier` on raw `texts` and compares it with the Keras student
     fed the training-time tokenizer's ids at the model's length.
 
+    The runtime reads a text up to its first NUL character (it takes a C string), so both sides are given the
+    texts cut there (`cut_at_nul` counts them): the check is of the model and its tokenizer, not of that API.
+
     Returns:
         `label_agreement`, `max_abs_diff` of the probabilities, `examples`, `length`, `truncated` (the share of
-        texts longer than it) and, with `labels` and `task`, the runtime's `scores` on them.
+        texts longer than it), `cut_at_nul` and, with `labels` and `task`, the runtime's `scores` on them.
     """
     length = tflite_input_length(path)
     texts = [str(text) for text in texts]
+    cut_at_nul = sum("\x00" in text for text in texts)
+    texts = [text.partition("\x00")[0] for text in texts]
     full = WordTokenizer(vocabulary_tokens(vocabulary), 100_000, tokenizer="regex")(tf.constant(texts))
     truncated = float(np.mean(np.sum(np.asarray(full) != PAD_ID, axis=1) > length)) if texts else 0.0
     ids = WordTokenizer(vocabulary_tokens(vocabulary), length, pad_to_max_length=True, tokenizer="regex")(
@@ -339,6 +344,7 @@ def verify_mediapipe(
         "examples": len(texts),
         "length": length,
         "truncated": round(truncated, 4),
+        "cut_at_nul": cut_at_nul,
     }
     if labels is not None and task is not None:
         result["scores"] = task.evaluate(np.asarray(labels), runtime.argmax(-1))

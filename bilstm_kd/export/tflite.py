@@ -164,14 +164,15 @@ def _write_side_files(
 
 _TOKENIZATION_NOTES = {
     "glue": (
-        "Apply the rules in order: lowercase, each regular-expression replacement, split on whitespace, "
-        "map the placeholder token back to [MASK]. Look each word up in vocab.txt (line number = id, "
-        "unknown words -> unknown_id), keep the first max_length ids and pad with padding_id at the end."
+        "Apply the rules in order (regular-expression replacements and lowercasing), split on spaces, "
+        "map the placeholder token back to [MASK]. Look each word up in vocab.txt in Unicode NFC (line "
+        "number = id, unknown words -> unknown_id), keep the first max_length ids and pad with padding_id "
+        "at the end."
     ),
     "regex": (
         "Split the text at every match of the regular expression (RE2), dropping empty pieces; do not "
-        "lowercase. Look each word up in vocab.txt (line number = id) as it is, then with its first letter "
-        "upper case, then fully upper case, against the lowercase words (unknown -> unknown_id); keep the "
+        "lowercase. Look each word up in vocab.txt in Unicode NFC (line number = id) as it is, then with its "
+        "first letter upper case, then fully upper case, against the lowercase words (unknown -> unknown_id); keep the "
         "first max_length ids and pad with padding_id at the end. student_mediapipe.tflite carries this "
         "tokenizer inside it."
     ),

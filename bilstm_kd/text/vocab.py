@@ -15,7 +15,18 @@ as it is (MediaPipe Tasks' `TextClassifier`, see `export.mediapipe`): the text i
 punctuation is dropped) and nothing is lowercased or normalised. Case is decided by the vocabulary
 instead: its words are the lowercased training words, and each word is looked up under three spellings,
 `good`, `Good` and `GOOD`, all with the word's id ("GooD" is unknown), at training and in the exported
-runtime vocabulary alike. So the student trains on exactly the ids the runtime computes from the same text.
+runtime vocabulary alike; the augmentation's `[MASK]` splits to the spelling MASK, which both map to the mask
+id. So the student trains on exactly the ids the runtime computes from the same text (MediaPipe reads a text
+up to its first NUL character, a C string; training treats NUL as a space).
+
+What a word is, for both tokenizers and any Unicode string, is decided once here. Words are separated by
+every Unicode space (category Z: the no-break, narrow and ideographic spaces, U+2028 and U+2029 among them),
+every control character (Cc: tabs, newlines, NUL, U+0085) and the zero-width space U+200B; the `glue`
+tokenizer drops the other format characters (Cf: zero-width joiners, byte-order marks, direction marks, soft
+hyphens), the `regex` one splits at them as the runtime does. Combining marks belong to their word, so
+"café" in NFC (é) and in NFD (e + U+0301) is one word either way, and the vocabulary looks every word up
+under both forms: the same id without a normalisation op, which the phone runtime has not. So no token holds
+a space, control or format character (`is_token`): a vocabulary can never hold a line its file cannot.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ import collections
 import dataclasses
 import os
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 
 import keras
@@ -39,29 +51,38 @@ RESERVED = (PAD, UNK, MASK)
 PAD_ID, UNK_ID, MASK_ID = 0, 1, 2
 
 # A private-use character stands in for [MASK] while punctuation is split off, so "[mask]." keeps the
-# mask whole. The rules are also written to the TFLite metadata for apps that tokenize on their own.
+# mask whole (the same character in a user's text separates words). The rules are also written to the
+# TFLite metadata for apps that tokenize on their own.
 _MASK_PLACEHOLDER = "\ue000"
+# RE2 classes: the characters that separate words, and the format characters the `glue` tokenizer drops.
+SEPARATORS = rf"[\p{{Z}}\p{{Cc}}\x{{200B}}{_MASK_PLACEHOLDER}]+"
+DROPPED = r"\p{Cf}+"
+# Separators first: TensorFlow's UTF-8 lowercasing stops at a NUL character.
 TOKENIZATION_RULES = (
+    ("replace", SEPARATORS, " "),
+    ("replace", DROPPED, ""),
     ("lowercase", "utf-8"),
     ("replace", r"\[mask\]", f" {_MASK_PLACEHOLDER} "),
     ("replace", r"(?:https?://|www\.)\S+", " url "),
-    ("replace", r"[\pL\pN._%+\-]+@[\pL\pN\-]+(?:\.[\pL\pN\-]+)+", " email "),
-    ("replace", r"(\pL)n't\b", r"\1 n't"),
-    ("replace", r"(\pL)'(s|re|ll|ve|d|m)\b", r"\1 '\2"),
-    ("replace", rf"([^\pL\pN\s'_\-{_MASK_PLACEHOLDER}]+)", r" \1 "),
+    ("replace", r"[\pL\pM\pN._%+\-]+@[\pL\pM\pN\-]+(?:\.[\pL\pM\pN\-]+)+", " email "),
+    # A letter (with its accents: NFD) before the clitic, a word's end after it (RE2's \b is ASCII only).
+    ("replace", r"([\pL\pM])n't([^\pL\pM\pN_]|$)", r"\1 n't\2"),
+    ("replace", r"([\pL\pM])'(s|re|ll|ve|d|m)([^\pL\pM\pN_]|$)", r"\1 '\2\3"),
+    ("replace", rf"([^\pL\pN\pM\s'_\-{_MASK_PLACEHOLDER}]+)", r" \1 "),
     ("replace", r"(\pN) ([.,]) (\pN)", r"\1\2\3"),
     ("split", "whitespace"),
     ("token", _MASK_PLACEHOLDER, MASK),
 )
 
 
-# The runtime's delimiter: anything but letters, digits, `_` and `'`. `\pL`/`\pN` (not `\w`, which is
-# ASCII in RE2) keep accented words whole; the pattern cannot match the empty string (that makes the
-# runtime hang).
-RUNTIME_DELIMITER = r"[^\pL\pN_']+"
-# At training, the augmentation's [MASK] must survive the split: it becomes the placeholder, which the
-# training-time delimiter does not match. Text without "[mask]" or U+E000 splits exactly as at runtime.
-_TRAINING_DELIMITER = rf"[^\pL\pN_'{_MASK_PLACEHOLDER}]+"
+# The runtime's delimiter: anything but letters, combining marks, digits, `_` and `'`. `\pL`/`\pN` (not
+# `\w`, which is ASCII in RE2) keep accented words whole, `\pM` the NFD ones; the pattern cannot match the
+# empty string (that makes the runtime hang).
+RUNTIME_DELIMITER = r"[^\pL\pM\pN_']+"
+# The `regex` tokenizer reads the augmentation's "[MASK]" as the word MASK (brackets are delimiters), which the
+# runtime's vocabulary also maps to the [MASK] id: the runtime needs no rule of its own for it. So the spelling
+# MASK means [MASK] in a user's text too (the words "mask" and "Mask" keep their own id).
+_REGEX_MASK = "MASK"
 _CLITIC = re.compile(r"(\w) (n't|'(?:s|re|ll|ve|d|m))(?=\s|$)", re.IGNORECASE)
 
 
@@ -75,7 +96,7 @@ def tokenization_rules(tokenizer: str = "glue") -> tuple:
     check_tokenizer(tokenizer)
     if tokenizer == "glue":
         return TOKENIZATION_RULES
-    return (("split", RUNTIME_DELIMITER), ("lookup", "word, Word, WORD"), ("token", _MASK_PLACEHOLDER, MASK))
+    return (("split", RUNTIME_DELIMITER), ("lookup", "word, Word, WORD"), ("token", _REGEX_MASK, MASK))
 
 
 def tokenize(texts: tf.Tensor | str | list[str], tokenizer: str = "glue") -> tf.RaggedTensor:
@@ -91,16 +112,18 @@ def tokenize(texts: tf.Tensor | str | list[str], tokenizer: str = "glue") -> tf.
     """
     check_tokenizer(tokenizer)
     texts = tf.convert_to_tensor(texts, dtype=tf.string)
+    placeholder = _REGEX_MASK
     if tokenizer == "regex":
-        texts = tf.strings.regex_replace(texts, r"(?i)\[mask\]", f" {_MASK_PLACEHOLDER} ")
-        texts = tf.strings.regex_replace(texts, _TRAINING_DELIMITER, " ")
+        texts = tf.strings.regex_replace(texts, RUNTIME_DELIMITER, " ")
     else:
-        texts = tf.strings.lower(texts, encoding="utf-8")
+        placeholder = _MASK_PLACEHOLDER
         for rule in TOKENIZATION_RULES:
-            if rule[0] == "replace":
+            if rule[0] == "lowercase":
+                texts = tf.strings.lower(texts, encoding=rule[1])
+            elif rule[0] == "replace":
                 texts = tf.strings.regex_replace(texts, rule[1], rule[2])
     tokens = tf.strings.split(texts)
-    return tf.ragged.map_flat_values(lambda flat: tf.where(flat == _MASK_PLACEHOLDER, MASK, flat), tokens)
+    return tf.ragged.map_flat_values(lambda flat: tf.where(flat == placeholder, MASK, flat), tokens)
 
 
 def rejoin_clitics(text: str) -> str:
@@ -109,23 +132,38 @@ def rejoin_clitics(text: str) -> str:
     return _CLITIC.sub(r"\1\2", text)
 
 
-def spellings(word: str) -> tuple[str, ...]:
-    """The spellings the `regex` tokenizer looks a vocabulary word up under: as is, capitalised, upper case."""
-    return tuple(dict.fromkeys((word, word[:1].upper() + word[1:], word.upper())))
+def is_token(token: str) -> bool:
+    """Whether `token` can be a word of a vocabulary: not empty, and no space, control or format character in
+    it (Unicode categories Z, Cc, Cf). Every token `tokenize` gives is one."""
+    return bool(token) and not any(_is_separator_or_dropped(character) for character in token)
+
+
+def _is_separator_or_dropped(character: str) -> bool:
+    category = unicodedata.category(character)
+    return category[0] == "Z" or category in ("Cc", "Cf")
+
+
+def _both_forms(spelling: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((spelling, unicodedata.normalize("NFD", spelling))))
+
+
+def spellings(word: str, tokenizer: str = "regex") -> tuple[str, ...]:
+    """The spellings a vocabulary word is looked up under, each in NFC and NFD: `glue`, the word itself;
+    `regex`, the word as is, capitalised and in upper case."""
+    cased = (word,) if tokenizer == "glue" else (word, word[:1].upper() + word[1:], word.upper())
+    return tuple(dict.fromkeys(form for spelling in cased for form in _both_forms(spelling)))
 
 
 def lookup_table(tokens: Sequence[str], tokenizer: str = "glue") -> list[tuple[str, int]]:
     """`(spelling, id)` of every string the tokenizer maps to a word id ([PAD] and [UNK] left out).
 
-    `glue`: each token under its own id. `regex`: each word under its `spellings`, [MASK] as itself; a
-    spelling two words share (rare: "ß".upper() is "SS") keeps the more frequent word's (lower) id.
+    Each word under its `spellings`, [MASK] as itself (and, for `regex`, as the runtime's MASK); a spelling two
+    words share (rare: "ß".upper() is "SS") keeps the more frequent word's (lower) id.
     """
     check_tokenizer(tokenizer)
-    if tokenizer == "glue":
-        return [(token, index) for index, token in enumerate(tokens) if index >= MASK_ID]
-    table: dict[str, int] = {MASK: MASK_ID}
+    table: dict[str, int] = {MASK: MASK_ID} if tokenizer == "glue" else {MASK: MASK_ID, _REGEX_MASK: MASK_ID}
     for index, word in enumerate(tokens[len(RESERVED) :], start=len(RESERVED)):
-        for spelling in spellings(word):
+        for spelling in spellings(word, tokenizer):
             table.setdefault(spelling, index)
     return list(table.items())
 
@@ -142,15 +180,20 @@ class Vocabulary:
         if len(set(self.tokens)) != len(self.tokens):
             duplicates = [token for token, count in collections.Counter(self.tokens).items() if count > 1]
             raise ValueError(f"Duplicate tokens in vocabulary: {duplicates[:5]}")
+        if not all(map(is_token, self.tokens)):
+            position, token = next((i, token) for i, token in enumerate(self.tokens) if not is_token(token))
+            raise ValueError(f"Token {position + 1} of the vocabulary is not one word (`is_token`): {token!r}")
 
     def __len__(self) -> int:
         return len(self.tokens)
 
     @classmethod
     def from_counts(cls, counts: collections.Counter, min_count: int = 1, max_size: int = 0) -> Vocabulary:
-        """Most frequent words first (ties alphabetical), keeping those seen at least `min_count` times."""
+        """Most frequent words first (ties alphabetical), keeping those seen at least `min_count` times.
+
+        A string that is not a token (`is_token`; a tokenizer never gives one) is left out: it stays unknown."""
         words = sorted(
-            (word for word, count in counts.items() if count >= min_count and word not in RESERVED),
+            (word for word, count in counts.items() if count >= min_count and word not in RESERVED and is_token(word)),
             key=lambda word: (-counts[word], word),
         )
         if max_size:
@@ -180,7 +223,7 @@ class Vocabulary:
         return Vocabulary(self.tokens + tuple(added))
 
     def save(self, path: str | os.PathLike) -> None:
-        with open(path, "w", encoding="utf-8") as file:
+        with open(path, "w", encoding="utf-8", newline="\n") as file:
             file.writelines(f"{token}\n" for token in self.tokens)
 
     @classmethod
@@ -188,11 +231,11 @@ class Vocabulary:
         """Reads a `vocab.txt` written by `save`: one token per line, reserved tokens first."""
         if not os.path.exists(path):
             raise FileNotFoundError(f"No vocabulary file at {path}")
-        with open(path, encoding="utf-8") as file:
+        with open(path, encoding="utf-8", newline="\n") as file:
             tokens = []
             for line_number, line in enumerate(file, start=1):
-                token = line.rstrip("\n")
-                if not token or any(character.isspace() for character in token):
+                token = line.removesuffix("\n")
+                if not is_token(token):
                     raise ValueError(f"{path}, line {line_number}: a token must be one non-empty word, got {token!r}")
                 tokens.append(token)
         try:
@@ -202,8 +245,8 @@ class Vocabulary:
 
 
 def _vocabulary_word(token: str, tokenizer: str) -> str:
-    """The vocabulary's form of a token: `regex` words are kept lowercase ([MASK] stays as it is)."""
-    return token if tokenizer == "glue" or token == MASK else token.lower()
+    """The vocabulary's form of a token: NFC, and `regex` words lowercase ([MASK] stays as it is)."""
+    return unicodedata.normalize("NFC", token if tokenizer == "glue" or token == MASK else token.lower())
 
 
 def count_words(texts: Iterable[str], batch_size: int = 65536, tokenizer: str = "glue") -> collections.Counter:
