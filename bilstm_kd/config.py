@@ -24,6 +24,8 @@ from bilstm_kd.student import LSTM_KERNELS
 from bilstm_kd.teacher import LABEL_PRECISIONS, POOLINGS, PRECISIONS
 from bilstm_kd.text import TOKENIZERS
 
+AUTO = "auto"  # a flag's value that the pipeline chooses from the teacher and the data (`pipeline.defaults`)
+
 
 class ConfigError(ValueError):
     """A configuration value is not allowed. The message names the flag."""
@@ -168,9 +170,21 @@ class TeacherConfig:
         "keras-hub preset name (e.g. bert_base_en_uncased; downloads), a local keras-hub preset directory or a "
         "local Hugging Face BERT or MPNet directory (config.json, model.safetensors, vocab.txt).",
     )
-    teacher_pooling: str = _field("cls", "Sentence representation for the teacher's classifier head.", POOLINGS)
-    teacher_epochs: int = _field(3, "Teacher fine-tuning epochs.")
-    teacher_learning_rate: float = _field(3e-5, "Peak AdamW learning rate for teacher fine-tuning.")
+    teacher_pooling: str = _field(
+        AUTO,
+        "Sentence representation for the teacher's classifier head; auto: the pooling its checkpoint was trained "
+        "with (a sentence-transformers 1_Pooling/config.json; mean for minilm and mpnet), else cls.",
+        (*POOLINGS, AUTO),
+    )
+    teacher_epochs: int = _field(
+        0, "Teacher fine-tuning epochs (0: auto, a cap sized to the data, stopping when dev stops improving)."
+    )
+    teacher_patience: int = _field(
+        -1,
+        "Stop fine-tuning the teacher after this many epochs without dev improvement (0: never; -1: auto, 2 with "
+        "--teacher_epochs=0, else 0).",
+    )
+    teacher_learning_rate: float = _field(0.0, "Peak AdamW learning rate for teacher fine-tuning (0: auto, 5e-5).")
     teacher_warmup_fraction: float = _field(0.1, "Fraction of fine-tuning steps with linear warm-up.")
     teacher_batch_size: int = _field(32, "Teacher fine-tuning batch size.")
     teacher_max_length: int = _field(128, "Maximum teacher sequence length in word pieces.")
@@ -199,8 +213,10 @@ class TeacherConfig:
         _check_choices(self)
         if not self.teacher:
             raise ConfigError("teacher", self.teacher, "name a teacher: 'minilm', a keras-hub preset or a directory")
-        _check_positive("teacher_epochs", self.teacher_epochs)
-        _check_positive("teacher_learning_rate", self.teacher_learning_rate)
+        _check_non_negative("teacher_epochs", self.teacher_epochs)
+        if self.teacher_patience < -1:
+            raise ConfigError("teacher_patience", self.teacher_patience, "must be -1 (auto), 0 or more")
+        _check_non_negative("teacher_learning_rate", self.teacher_learning_rate)
         _check_range("teacher_warmup_fraction", self.teacher_warmup_fraction, 0.0, 1.0)
         _check_positive("teacher_batch_size", self.teacher_batch_size)
         _check_range("teacher_max_length", self.teacher_max_length, 8, 512)
@@ -212,7 +228,11 @@ class TeacherConfig:
 
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
-    n_iter: int = _field(20, "Augmentation rounds per training example (paper: 20 single, 10 pairs); 0 disables.")
+    n_iter: int = _field(
+        -1,
+        "Augmentation rounds per training example (paper: 20 single, 10 pairs); 0 disables; -1: auto, sized to the "
+        "training set (20 for a few thousand sentences, 1 from about 60,000).",
+    )
     p_mask: float = _field(0.1, "Probability of replacing a word with [MASK].")
     p_pos: float = _field(0.1, "Probability of replacing a word with a same-POS word from the training set.")
     p_ng: float = _field(0.25, "Probability of keeping only a random n-gram of an augmented example.")
@@ -223,7 +243,8 @@ class AugmentConfig:
     augment_shards: int = _field(8, "Number of TFRecord shards of the transfer set.")
 
     def __post_init__(self) -> None:
-        _check_non_negative("n_iter", self.n_iter)
+        if self.n_iter < -1:
+            raise ConfigError("n_iter", self.n_iter, "must be -1 (auto), 0 (no augmentation) or more")
         _check_range("p_mask", self.p_mask, 0.0, 1.0)
         _check_range("p_pos", self.p_pos, 0.0, 1.0)
         _check_range("p_ng", self.p_ng, 0.0, 1.0)
@@ -240,9 +261,10 @@ class StudentConfig:
         0, "Most training-set words in the student vocabulary, reserved tokens included (0: no limit)."
     )
     vocab_from_vectors: int = _field(
-        0,
+        -1,
         "Also give the student the first (most frequent) N words of the --embeddings vectors, so words that "
-        "training never shows keep their pretrained meaning at inference (0: training words only).",
+        "training never shows keep their pretrained meaning at inference (0: training words only; -1: auto, "
+        "50,000 with pretrained vectors).",
     )
     vocab_source: str = _field(
         "",
@@ -251,14 +273,16 @@ class StudentConfig:
     )
     max_length: int = _field(64, "Sentences are truncated to this many words (student and exports).")
     tokenizer: str = _field(
-        "glue",
+        AUTO,
         "The student's tokenizer: 'glue' (lowercase; punctuation, clitics split off) or 'regex' (the one "
-        "MediaPipe's TextClassifier runs, needed for student_mediapipe.tflite; see README).",
-        TOKENIZERS,
+        "MediaPipe's TextClassifier runs, needed for student_mediapipe.tflite; see README); auto: regex for one "
+        "text (the run ends with the phone file), glue for pairs.",
+        (*TOKENIZERS, AUTO),
     )
     embeddings: str = _field(
-        "random",
-        "Student word vectors: 'random', 'glove_6b_50d' (the offline GloVe package), 'teacher' (each word "
+        AUTO,
+        "Student word vectors: auto (glove_6b_50d when installed, else random), 'random', 'glove_6b_50d' (the "
+        "offline GloVe package), 'teacher' (each word "
         "mean-pooled by the pretrained --teacher, reduced to --embedding_dim by PCA) or the path of a "
         "word2vec (text or binary), GloVe or fastText .vec file.",
     )
@@ -284,8 +308,9 @@ class StudentConfig:
         _check_positive("vocab_min_count", self.vocab_min_count)
         if self.vocab_max_size != 0 and self.vocab_max_size < 4:
             raise ConfigError("vocab_max_size", self.vocab_max_size, "must be 0 (no limit) or at least 4")
-        _check_non_negative("vocab_from_vectors", self.vocab_from_vectors)
-        if self.vocab_from_vectors and self.embeddings == "random":
+        if self.vocab_from_vectors < -1:
+            raise ConfigError("vocab_from_vectors", self.vocab_from_vectors, "must be -1 (auto), 0 or more")
+        if self.vocab_from_vectors > 0 and self.embeddings == "random":
             raise ConfigError("vocab_from_vectors", self.vocab_from_vectors, "needs pretrained --embeddings")
         if self.vocab_source == "random":
             raise ConfigError("vocab_source", self.vocab_source, "random vectors have no words to add")
@@ -316,6 +341,9 @@ class DistillConfig:
     epochs: int = _field(10, "Maximum student training epochs (raised on a finished run, training continues from it).")
     patience: int = _field(3, "Stop after this many epochs without dev improvement (0: never stop early).")
     baseline: bool = _field(True, "Also train the same student on gold labels only, for comparison.")
+    tfidf_baseline: bool = _field(
+        True, "Also fit TF-IDF + logistic regression (scikit-learn) on the same split: the bar the student must beat."
+    )
     baseline_epochs: int = _field(
         0,
         "Maximum epochs of the gold-label student (0: --epochs). The training set is --n_iter times smaller than "
@@ -426,9 +454,11 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> RunConfig:
-        """Builds a config from `to_dict()` output (e.g. a run's config.json)."""
+        """Builds a config from `to_dict()` output (e.g. a run's config.json; its other keys, such as the
+        `choices` the pipeline made, are left out)."""
         sections = {field.name: field.type for field in dataclasses.fields(cls) if field.name in SECTIONS}
-        top = {key: value for key, value in values.items() if key not in sections}
+        names = {field.name for field in dataclasses.fields(cls)}
+        top = {key: value for key, value in values.items() if key in names and key not in sections}
         nested = {name: SECTIONS[name](**values.get(name, {})) for name in sections}
         return cls(**top, **nested)
 

@@ -217,3 +217,14 @@ def user_text(max_size=40):
         ),
     )
     return st.lists(pieces, max_size=max_size // 4).map("".join)
+
+
+# A whole pipeline run in seconds: a tiny student on random vectors, no POS replacement (no tagger load).
+TINY_STUDENT_FLAGS = (
+    "--p_pos=0",
+    "--embeddings=random",
+    "--embedding_dim=8",
+    "--lstm_units=4",
+    "--hidden_units=4",
+    "--max_length=8",
+)

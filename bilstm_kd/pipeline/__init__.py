@@ -5,4 +5,4 @@ This file imports nothing heavy: the command line validates `--stages` against `
 loads.
 """
 
-STAGES = ("teacher", "augment", "label", "distill", "baseline", "export", "report")
+STAGES = ("tfidf", "teacher", "augment", "label", "distill", "baseline", "export", "report")

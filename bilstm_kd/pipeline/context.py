@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from bilstm_kd import cache
 from bilstm_kd.config import RunConfig
-from bilstm_kd.data.readers import Examples
+from bilstm_kd.data.readers import Dataset, Examples
 from bilstm_kd.data.tasks import Task
 from bilstm_kd.distribute import strategies as distribute
 
@@ -33,6 +33,7 @@ class RunPaths:
     embeddings: str
     distill: str
     baseline: str
+    tfidf: str
     export: str
 
     @classmethod
@@ -51,6 +52,7 @@ class RunPaths:
             embeddings=inside("student", "embeddings.npz"),
             distill=inside("student", "distilled"),
             baseline=inside("student", "baseline"),
+            tfidf=inside("tfidf"),
             export=inside("export"),
         )
 
@@ -74,10 +76,19 @@ class Run:
         strategy: the `tf.distribute` strategy every stage runs under.
         verbose: 1 shows progress, 0 keeps quiet.
         timing_seconds: how long the report times each model at each batch size.
+        dataset: the data, already read with this configuration (None: read on first use).
     """
 
-    def __init__(self, config: RunConfig, strategy: tf.distribute.Strategy, verbose: int, timing_seconds: float):
+    def __init__(
+        self,
+        config: RunConfig,
+        strategy: tf.distribute.Strategy,
+        verbose: int,
+        timing_seconds: float,
+        dataset: Dataset | None = None,
+    ):
         self.config = config
+        self.dataset = dataset  # the data, when already read (`inputs.prepare_inputs` reads it otherwise)
         self.strategy = strategy
         self.chief = distribute.is_chief(strategy)
         self.verbose = verbose

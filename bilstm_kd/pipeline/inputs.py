@@ -125,7 +125,9 @@ def prepare_inputs(run: Run) -> RunInputs:
     (cached in `student/embeddings.npz`) and writes `data_stats.json`."""
     started = time.perf_counter()
     config, paths = run.config, run.paths
-    dataset = load_dataset(data_source(config), config.seed, os.path.join(config.workdir, "data_split.json"))
+    dataset = run.dataset or load_dataset(
+        data_source(config), config.seed, os.path.join(config.workdir, "data_split.json")
+    )
     task, train, splits = dataset.task, dataset.train, dataset.dev
     vectors, vocabulary_vectors = vectors_sources(config)
     student = config.student

@@ -100,6 +100,11 @@ def report(run: Run, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     for stage, model in (("distill", "student"), ("baseline", "baseline")):
         if stage in results:
             models[model] = _student_entry(run, results[stage], student_batches, in_detail=stage == "distill")
+    if "tfidf" in results:
+        linear = results["tfidf"]
+        models["tfidf"] = {
+            key: linear[key] for key in ("dev", "test", "file_bytes", "throughput", "train_seconds") if key in linear
+        }
     tflite = results.get("export", {}).get("tflite")
     if tflite:
         models["student_tflite"] = {

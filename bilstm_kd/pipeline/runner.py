@@ -39,7 +39,16 @@ from bilstm_kd import cache
 from bilstm_kd.config import RunConfig
 from bilstm_kd.data.statistics import format_statistics
 from bilstm_kd.distribute import strategies as distribute
-from bilstm_kd.pipeline import STAGES, export_stage, report_stage, student_stages, teacher_stage, transfer_stages
+from bilstm_kd.pipeline import (
+    STAGES,
+    defaults,
+    export_stage,
+    report_stage,
+    student_stages,
+    teacher_stage,
+    tfidf_stage,
+    transfer_stages,
+)
 from bilstm_kd.pipeline.context import Run
 
 Results = dict[str, dict[str, Any]]
@@ -78,6 +87,10 @@ class Stage:
 
 
 STAGE_TABLE = (
+    # First: a minute of TF-IDF + logistic regression sets the bar the student has to beat.
+    Stage(
+        "tfidf", (), tfidf_stage.depends_on, tfidf_stage.train, owned=lambda run: (run.paths.tfidf,), workers="chief"
+    ),
     Stage("teacher", (), teacher_stage.depends_on, teacher_stage.fine_tune),
     Stage("augment", (), transfer_stages.augment_depends_on, transfer_stages.augment, workers="chief"),
     Stage("label", ("teacher", "augment"), transfer_stages.label_depends_on, transfer_stages.label),
@@ -146,17 +159,31 @@ class Pipeline:
         self.needed = needed_stages(self.requested)
 
     def run(self) -> dict[str, Any]:
+        from bilstm_kd.data.readers import load_dataset
+        from bilstm_kd.pipeline.inputs import data_source
+
         chief = distribute.is_chief(self.strategy)
         os.makedirs(self.config.workdir, exist_ok=True)
+        split_record = os.path.join(self.config.workdir, "data_split.json")
+        self.config, dataset, choices = defaults.resolve(
+            self.config, lambda config: load_dataset(data_source(config), config.seed, split_record)
+        )
         if chief:
-            cache.write_json(os.path.join(self.config.workdir, "config.json"), self.config.to_dict())
-        run = Run(self.config, self.strategy, self.verbose, self.timing_seconds)
+            record = {**self.config.to_dict(), "choices": {choice.flag: choice.reason for choice in choices}}
+            cache.write_json(os.path.join(self.config.workdir, "config.json"), record)
+        run = Run(self.config, self.strategy, self.verbose, self.timing_seconds, dataset)
+        if choices:
+            run.log("Chosen for this data (set a flag to choose otherwise):")
+            for choice in choices:
+                run.log(f"  {choice.describe()}")
         run.log(f"Devices: {distribute.describe(self.strategy)}")
         run.log(format_statistics(run.inputs.statistics))
         # The report shows every model whose outputs are up to date, even from stages not run now.
         candidates = {stage.name for stage in STAGE_TABLE} if "report" in self.requested else set(self.needed)
         if not self.config.distill.baseline:
             candidates.discard("baseline")
+        if not self.config.distill.tfidf_baseline:
+            candidates.discard("tfidf")
         if not chief:
             candidates -= {stage.name for stage in STAGE_TABLE if stage.workers == "chief_alone"}
         results: Results = {}

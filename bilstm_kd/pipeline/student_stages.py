@@ -39,7 +39,12 @@ def baseline_depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
 
 def _distill_settings(run: Run, epochs: int) -> dict[str, Any]:
     distill = dataclasses.asdict(run.config.distill)
-    for name in ("baseline", "student_seed", "baseline_epochs"):  # kept out (the seed and epochs are given
+    for name in (
+        "baseline",
+        "tfidf_baseline",
+        "student_seed",
+        "baseline_epochs",
+    ):  # kept out (the seed and epochs are given
         distill.pop(name)  # apart), so that the fingerprints of earlier runs stay the same
     return {**distill, "epochs": epochs}
 
@@ -72,6 +77,11 @@ def distill_depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
 
 
 def distill(run: Run, results: dict[str, Any]) -> dict[str, Any]:
+    settings = run.config.distill
+    run.log(
+        f"[distill] the student learns the teacher's logits on the transfer set: at most {settings.epochs} epochs, "
+        f"stopping after {settings.patience} without a dev gain"
+    )
     outputs = _train(run, run.paths.distill, run.config.distill.alpha, run.config.distill.epochs, _transfer_batches)
     run.log(f"[distill] dev: {outputs['dev']}")
     return outputs

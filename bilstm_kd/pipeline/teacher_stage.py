@@ -21,6 +21,7 @@ def fine_tuning_settings(teacher: TeacherConfig, backup_steps: int = 0):
         pooling="teacher_pooling",
         max_length="teacher_max_length",
         epochs="teacher_epochs",
+        patience="teacher_patience",
         learning_rate="teacher_learning_rate",
         warmup_fraction="teacher_warmup_fraction",
         batch_size="teacher_batch_size",
@@ -37,6 +38,8 @@ def depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
     settings = dataclasses.asdict(run.config.teacher)
     if settings["teacher_ensemble"] == 1:
         settings.pop("teacher_ensemble")  # keeps the fingerprints of runs from before the flag
+    if not settings["teacher_patience"]:
+        settings.pop("teacher_patience")  # likewise
     for name in ("teacher_jit_compile", "label_precision", "label_check_margin"):
         settings.pop(name)  # how the teacher runs, or labels: not what it learns
     settings["mixed_precision"] = precision_policy(settings["mixed_precision"])  # what "auto" means here
@@ -49,6 +52,13 @@ def fine_tune(run: Run, results: dict[str, Any]) -> dict[str, Any]:
     from bilstm_kd.teacher import fine_tuning, inference, saving
 
     config = run.config
+    teacher = config.teacher
+    patience = teacher.teacher_patience
+    run.log(
+        f"[teacher] fine-tuning {teacher.teacher} ({teacher.teacher_pooling} pooling, learning rate "
+        f"{teacher.teacher_learning_rate:g}) on {len(run.inputs.train):,} examples: at most {teacher.teacher_epochs} "
+        f"epochs" + (f", stopping after {patience} without a dev gain" if patience > 0 else "")
+    )
     model, _ = fine_tuning.fine_tune_teacher(
         fine_tuning_settings(config.teacher, config.distribute.backup_steps),
         run.task,

@@ -15,11 +15,12 @@ from bilstm_kd.cache import write_json
 
 REPORT_VERSION = 1
 PLOTTED_CLASSES = 30
-MODEL_ORDER = ("teacher", "student", "baseline", "student_tflite", "student_mediapipe")
+MODEL_ORDER = ("teacher", "student", "baseline", "tfidf", "student_tflite", "student_mediapipe")
 MODEL_NAMES = {
     "teacher": "BERT teacher",
     "student": "distilled BiLSTM",
     "baseline": "BiLSTM, no teacher",
+    "tfidf": "TF-IDF + logistic regression",
     "student_tflite": "distilled BiLSTM, TFLite",
     "student_mediapipe": "distilled BiLSTM, MediaPipe TextClassifier",
 }
@@ -51,6 +52,63 @@ def _format_number(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def _headline_split(student: dict[str, Any]) -> tuple[str, str]:
+    """(kind, split) the opening speaks of: the first test split, else the first dev split."""
+    kind = "test" if student.get("test") else "dev"
+    return kind, next(iter(student[kind]))
+
+
+def summary(report: dict[str, Any]) -> list[str]:
+    """The report's opening: the distilled student against its teacher and against TF-IDF + logistic regression
+    on the same split, its size and its speed, in plain sentences; empty without a distilled student."""
+    models = report["models"]
+    student = models.get("student")
+    if not student or not student.get("dev"):
+        return []
+    metric = report["metrics"][0]
+    kind, split = _headline_split(student)
+
+    def score(name: str) -> float | None:
+        value = models.get(name, {}).get(kind, {}).get(split, {}).get(metric)
+        return None if value is None else 100 * value
+
+    mine = score("student")
+    where = split if split == kind else f"{split} ({kind})"
+    sentence = f"The distilled student scores {mine:.1f}% {metric} on {where}"
+    teacher = score("teacher")
+    if teacher is not None:
+        gap = mine - teacher
+        relation = f"{abs(gap):.1f} points {'under' if gap < 0 else 'over'}" if round(gap, 1) else "the same as"
+        sentence += f", {relation} its teacher ({teacher:.1f}%)"
+    sentences = [sentence + "."]
+    linear = score("tfidf")
+    if linear is not None:
+        gap = mine - linear
+        seconds = models["tfidf"].get("train_seconds")
+        fitted = f", fitted in {seconds:.0f} s" if seconds is not None else ""
+        if round(gap, 1) > 0:
+            sentences.append(
+                f"It beats TF-IDF + logistic regression on the same split by {gap:.1f} points ({linear:.1f}%{fitted})."
+            )
+        else:
+            sentences.append(
+                f"It does not beat TF-IDF + logistic regression on the same split ({linear:.1f}%{fitted}, "
+                f"{-gap:.1f} points {'more' if gap < 0 else 'the same'}): on this data the linear model is the "
+                "simpler pick, unless a stronger teacher (--teacher=mpnet) or more transfer data closes the gap."
+            )
+    shipped = models.get("student_tflite", {}).get("file_bytes") or student.get("file_bytes")
+    per_sentence = student.get("throughput", {}).get("batch_1")
+    if shipped and per_sentence:
+        teacher_rate = models.get("teacher", {}).get("throughput", {}).get("batch_1")
+        faster = f", {per_sentence / teacher_rate:.0f}x its teacher" if teacher_rate else ""
+        file_kind = "TFLite file" if models.get("student_tflite") else "Keras file"
+        sentences.append(
+            f"Its {file_kind} is {shipped / 1e6:.1f} MB; it answers one sentence in {1000 / per_sentence:.2f} ms "
+            f"on this machine{faster}."
+        )
+    return sentences
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """report.md: one table of quality, size and speed, then the transfer set and the stage timings."""
     splits = [
@@ -67,7 +125,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         "examples/s (batch 512)",
         "examples/s (batch 1)",
     ]
-    lines = [f"# Distillation report: {report['task']}", "", "| " + " | ".join(header) + " |"]
+    lines = [f"# Distillation report: {report['task']}", ""]
+    opening = summary(report)
+    if opening:
+        lines += [" ".join(opening), ""]
+    lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     for name in MODEL_ORDER:
         model = report["models"].get(name)
@@ -219,6 +281,7 @@ def plot(report: dict[str, Any], path: str) -> str:
 def write_report(report: dict[str, Any], directory: str) -> dict[str, str]:
     """Writes report.json, report.md and report.png into `directory`; returns their paths."""
     report = {"version": REPORT_VERSION, **report}
+    report["summary"] = summary(report)
     validate_report(report)
     paths = {name: os.path.join(directory, f"report.{name}") for name in ("json", "md", "png")}
     write_json(paths["json"], report)

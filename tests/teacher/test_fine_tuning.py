@@ -217,3 +217,19 @@ def test_an_interrupted_fine_tuning_resumes_from_its_last_backup_as_if_never_sto
     )
     np.testing.assert_allclose(teacher_logits(resumed, dev.texts[0]), teacher_logits(teacher, dev.texts[0]), atol=1e-5)
     assert not (interrupted / "resume").exists()  # complete: no resume point left behind
+
+
+def test_fine_tuning_stops_when_dev_stops_improving(preset_directory, tmp_path):
+    # A learning rate of 1e-12 leaves dev where epoch 1 put it: no later epoch improves on it.
+    still = FineTuning(
+        teacher=preset_directory, pooling="mean", epochs=5, learning_rate=1e-12, batch_size=4, max_length=MAX_LENGTH
+    )
+    train, dev, task = sentiment_examples(16), sentiment_examples(8), get_task("sst2")
+    for patience, epochs_run in ((2, 3), (0, 5)):
+        directory = tmp_path / f"patience_{patience}"
+        config = dataclasses.replace(still, patience=patience)
+        fine_tune_teacher(config, task, train, dev, str(directory), seed=0, verbose=0)
+        metadata = json.loads((directory / "teacher.json").read_text())
+        assert len(metadata["history"]) == epochs_run and metadata["best_epoch"] == 1
+    # Without patience the fingerprint is the one teachers had before early stopping existed.
+    assert "patience" not in metadata["depends_on"]["teacher"]

