@@ -85,7 +85,7 @@ def summary(report: dict[str, Any]) -> list[str]:
     if linear is not None:
         gap = mine - linear
         seconds = models["tfidf"].get("train_seconds")
-        fitted = f", fitted in {seconds:.0f} s" if seconds is not None else ""
+        fitted = f", fitted in {seconds:.{0 if seconds >= 10 else 1}f} s" if seconds is not None else ""
         if round(gap, 1) > 0:
             sentences.append(
                 f"It beats TF-IDF + logistic regression on the same split by {gap:.1f} points ({linear:.1f}%{fitted})."
