@@ -180,9 +180,9 @@ class Vocabulary:
         if len(set(self.tokens)) != len(self.tokens):
             duplicates = [token for token, count in collections.Counter(self.tokens).items() if count > 1]
             raise ValueError(f"Duplicate tokens in vocabulary: {duplicates[:5]}")
-        if not all(map(is_token, self.tokens)):
-            position, token = next((i, token) for i, token in enumerate(self.tokens) if not is_token(token))
-            raise ValueError(f"Token {position + 1} of the vocabulary is not one word (`is_token`): {token!r}")
+        refused = next(((i, token) for i, token in enumerate(self.tokens) if not is_token(token)), None)
+        if refused:
+            raise ValueError(f"Token {refused[0] + 1} of the vocabulary is not one word (`is_token`): {refused[1]!r}")
 
     def __len__(self) -> int:
         return len(self.tokens)
