@@ -4,6 +4,7 @@ gold labels), the same model and training loop."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -82,13 +83,15 @@ def distill(run: Run, results: dict[str, Any]) -> dict[str, Any]:
         f"[distill] the student learns the teacher's logits on the transfer set: at most {settings.epochs} epochs, "
         f"stopping after {settings.patience} without a dev gain"
     )
-    outputs = _train(run, run.paths.distill, run.config.distill.alpha, run.config.distill.epochs, _transfer_batches)
+    outputs = _train(
+        run, "distill", run.config.distill.alpha, run.config.distill.epochs, _transfer_batches, _transfer_size(run)
+    )
     run.log(f"[distill] dev: {outputs['dev']}")
     return outputs
 
 
 def baseline(run: Run, results: dict[str, Any]) -> dict[str, Any]:
-    outputs = _train(run, run.paths.baseline, 1.0, baseline_epochs(run), _gold_batches)
+    outputs = _train(run, "baseline", 1.0, baseline_epochs(run), _gold_batches, len(run.inputs.train))
     run.log(f"[baseline] dev: {outputs['dev']}")
     return outputs
 
@@ -113,6 +116,12 @@ def _transfer_batches(run: Run):
     return transfer_batches(records, run.tokenizer(), run.task.is_pair, batch_size, seed=run.student_seed)
 
 
+def _transfer_size(run: Run) -> int:
+    from bilstm_kd.transfer.shards import ShardedRecords
+
+    return ShardedRecords.open_existing(run.paths.labelled).manifest["statistics"]["examples"]
+
+
 def _gold_batches(run: Run):
     """The gold-labelled training set, shuffled and bucketed by length: the no-teacher baseline's data."""
     from bilstm_kd.distill.batches import example_batches
@@ -127,14 +136,17 @@ def _gold_batches(run: Run):
     )
 
 
-def _train(run: Run, directory: str, alpha: float, epochs: int, train_batches: Callable[[Run], Any]) -> dict[str, Any]:
-    """Builds a fresh student and trains it on `train_batches(run)` (resuming from `directory`); returns
-    metrics and history."""
+def _train(
+    run: Run, stage: str, alpha: float, epochs: int, train_batches: Callable[[Run], Any], examples: int
+) -> dict[str, Any]:
+    """Builds a fresh student and trains it on `train_batches(run)`, `examples` an epoch (resuming from the
+    stage's directory); returns metrics and history."""
     import keras
 
     from bilstm_kd.distill.distiller import Distiller
     from bilstm_kd.distill.evaluation import evaluate_student
     from bilstm_kd.distill.training import make_optimizer, train_student
+    from bilstm_kd.progress import TimeEstimate
     from bilstm_kd.student.models import build_student
 
     # Seeded before the dataset exists: tf.data's shuffle seeds take the global seed as well as their own,
@@ -166,6 +178,9 @@ def _train(run: Run, directory: str, alpha: float, epochs: int, train_batches: C
         )
         distiller.compile(optimizer=make_optimizer(settings.optimizer, settings.learning_rate, settings.rho))
     dev = {split: dev_batches(run, examples) for split, examples in run.inputs.dev.items()}
+    directory = getattr(run.paths, stage)
+    # Batches are bucketed by length: a few more than examples / batch size.
+    estimate = TimeEstimate(stage, epochs, math.ceil(examples / settings.batch_size), run.log)
     summary = train_student(
         distiller,
         distribute.shard_by_data(train_dataset),
@@ -175,6 +190,7 @@ def _train(run: Run, directory: str, alpha: float, epochs: int, train_batches: C
         patience=settings.patience,
         verbose=run.verbose,
         backup_steps=config.distribute.backup_steps,
+        callbacks=[estimate] if run.verbose else [],
     )
     dev_metrics = {split: evaluate_student(student, batches, run.task) for split, batches in dev.items()}
     return {

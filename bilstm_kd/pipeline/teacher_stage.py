@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from bilstm_kd.config import TeacherConfig
@@ -49,6 +50,7 @@ def depends_on(run: Run, results: dict[str, Any]) -> dict[str, Any]:
 
 
 def fine_tune(run: Run, results: dict[str, Any]) -> dict[str, Any]:
+    from bilstm_kd.progress import TimeEstimate
     from bilstm_kd.teacher import fine_tuning, inference, saving
 
     config = run.config
@@ -59,6 +61,8 @@ def fine_tune(run: Run, results: dict[str, Any]) -> dict[str, Any]:
         f"{teacher.teacher_learning_rate:g}) on {len(run.inputs.train):,} examples: at most {teacher.teacher_epochs} "
         f"epochs" + (f", stopping after {patience} without a dev gain" if patience > 0 else "")
     )
+    steps = math.ceil(len(run.inputs.train) / teacher.teacher_batch_size)
+    estimate = TimeEstimate("teacher", teacher.teacher_epochs, steps, run.log)
     model, _ = fine_tuning.fine_tune_teacher(
         fine_tuning_settings(config.teacher, config.distribute.backup_steps),
         run.task,
@@ -68,6 +72,7 @@ def fine_tune(run: Run, results: dict[str, Any]) -> dict[str, Any]:
         config.seed,
         run.verbose,
         strategy=run.strategy,
+        callbacks=[estimate] if run.verbose else [],
     )
     if config.distribute.strategy == "default":
         run.teachers[model.precision] = model  # otherwise `Run.teacher_model` loads it onto this worker's devices

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
@@ -13,8 +14,9 @@ from bilstm_kd.pipeline import defaults
 from bilstm_kd.teacher.loading import checkpoint_pooling
 
 
-def dataset_of(rows, pair=False):
-    texts = tuple(np.array([f"text {i}" for i in range(rows)], dtype=object) for _ in range(2 if pair else 1))
+def dataset_of(rows, pair=False, words=2):
+    text = " ".join(["word"] * (words - 1))
+    texts = tuple(np.array([f"{text} {i}" for i in range(rows)], dtype=object) for _ in range(2 if pair else 1))
     train = Examples(texts, np.arange(rows, dtype=np.int32) % 3)
     return Dataset(Task("t", ("a", "b", "c"), pair, ("accuracy",)), train, {"dev": train.take(3)}, {})
 
@@ -26,12 +28,12 @@ def user_config(teacher="minilm", pair=False, **sections):
     return RunConfig(data=data, teacher=TeacherConfig(teacher=teacher), **sections)
 
 
-def resolved(config, rows=10_000, pair=False):
+def resolved(config, rows=10_000, pair=False, words=2):
     seen = []
 
     def load(config):
         seen.append(config)
-        return dataset_of(rows, pair)
+        return dataset_of(rows, pair, words)
 
     config, dataset, choices = defaults.resolve(config, load)
     assert len(seen) == 1 and len(dataset.train) == rows
@@ -61,13 +63,24 @@ def test_the_offline_minilm_package_is_mean_pooled():
 
 
 @pytest.mark.parametrize(
-    ("rows", "rounds", "epochs"),
-    [(1_000, 20, 10), (5_452, 10, 10), (10_000, 5, 5), (16_000, 3, 4), (67_349, 1, 2), (1_000_000, 1, 2)],
+    ("rows", "words", "rounds", "epochs"),
+    [
+        (1_000, 10, 20, 10),  # 10,000 words: the most rounds and epochs
+        (4_906, 10, 7, 9),  # TREC's training split: 49,060 words
+        (8_942, 7, 5, 7),  # HWU64's: 62,594 words
+        (16_000, 19, 1, 2),  # emotion's: 304,000 words
+        (4_000, 100, 1, 2),  # long texts are few rows
+        (1_000_000, 10, 1, 2),
+    ],
 )
-def test_rounds_and_teacher_epochs_are_sized_to_the_training_set(rows, rounds, epochs):
-    config, choices, _ = resolved(user_config(), rows=rows)
+def test_rounds_and_teacher_epochs_are_sized_to_the_words_of_the_training_set(rows, words, rounds, epochs):
+    config, choices, _ = resolved(user_config(), rows=rows, words=words)
     assert config.augment.n_iter == rounds and config.teacher.teacher_epochs == epochs
-    assert config.teacher.teacher_patience == 2 and f"{rows:,} training rows" in choices["n_iter"].reason
+    assert config.teacher.teacher_patience == 2 and f"{rows:,} training rows of {words:.1f} words" in (
+        choices["n_iter"].reason
+    )
+    pairs, _, _ = resolved(user_config(pair=True), rows=rows, pair=True, words=words)
+    assert pairs.teacher.teacher_epochs == min(max(math.ceil(defaults.TEACHER_WORDS / (2 * rows * words)), 2), 10)
 
 
 def test_a_single_text_gets_the_phone_tokenizer_and_a_pair_the_glue_one():
