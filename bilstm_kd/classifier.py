@@ -4,6 +4,8 @@
     classifier = load_classifier("runs/mine")          # a run directory, its export/ or one exported model
     predictions = classifier.predict(["I loved it!", "Where is my card?"])
     predictions.labels, predictions.probabilities     # class names; [texts, classes], columns in label_names
+    predictions[0].label, predictions[0].score         # one text's best class and its probability
+    classifier.predict("I loved it!").top(3)           # one text in, one `Prediction` out: its 3 best classes
 
 The exports give the same answers: the SavedModel tokenizes inside the graph, the TFLite model is fed ids
 from the same tokenizer (`text.vocab.WordTokenizer`) built from the files written beside it, and the
@@ -14,21 +16,58 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import overload
 
 import numpy as np
 
 KINDS = ("auto", "saved_model", "tflite", "mediapipe")
 
 
+def top_classes(probabilities: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ids of the `k` most probable classes along the last axis, most probable first (ties: the lower id),
+    and their probabilities."""
+    if k < 1:
+        raise ValueError(f"`k` must be at least 1, received k={k}")
+    ids = np.argsort(-probabilities, axis=-1, kind="stable")[..., :k]
+    return ids, np.take_along_axis(probabilities, ids, axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """One text's answer: the most probable class `label`, its probability `score`, and every class's
+    `probabilities` (in `label_names` order)."""
+
+    label: str
+    score: float
+    probabilities: np.ndarray
+    label_names: tuple[str, ...]
+
+    def top(self, k: int = 1) -> list[tuple[str, float]]:
+        """The `k` most probable classes as (label, probability), most probable first."""
+        ids, scores = top_classes(self.probabilities, k)
+        return [(self.label_names[i], float(score)) for i, score in zip(ids, scores)]
+
+
 @dataclasses.dataclass(frozen=True)
 class Predictions:
-    """Per text: `labels` (class names), `label_ids` and `probabilities` (columns in `label_names` order)."""
+    """Per text: `labels` (class names), `label_ids` and `probabilities` (columns in `label_names` order). A
+    sequence of `Prediction`s: `predictions[i]` is the i-th text's."""
 
     labels: list[str]
     label_ids: np.ndarray
     probabilities: np.ndarray
     label_names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> Prediction:
+        probabilities = self.probabilities[index]
+        return Prediction(self.labels[index], float(probabilities.max()), probabilities, self.label_names)
+
+    def __iter__(self) -> Iterator[Prediction]:
+        return (self[index] for index in range(len(self)))
 
 
 class Classifier:
@@ -62,11 +101,22 @@ class Classifier:
             self.label_names = tuple(metadata["labels"])
             self.is_pair = len(metadata["inputs"]) == 2
 
-    def predict(self, texts: Sequence[str], texts_b: Sequence[str] | None = None, batch_size: int = 512) -> Predictions:
-        """Classifies `texts` (pairs: `texts` with `texts_b`), `batch_size` at a time."""
+    @overload
+    def predict(self, texts: str, texts_b: str | None = None, batch_size: int = 512) -> Prediction: ...
+
+    @overload
+    def predict(
+        self, texts: Sequence[str], texts_b: Sequence[str] | None = None, batch_size: int = 512
+    ) -> Predictions: ...
+
+    def predict(self, texts, texts_b=None, batch_size=512):
+        """Classifies one text (a `Prediction`) or a sequence of texts (`Predictions`), `batch_size` at a time;
+        pairs: `texts` with `texts_b`. Anything but strings is a `TypeError` naming where it is."""
         if self.is_pair != (texts_b is not None):
             raise ValueError(f"{self.path} classifies {'pairs: pass texts_b' if self.is_pair else 'single texts'}")
-        columns = [list(texts)] + ([list(texts_b)] if texts_b is not None else [])
+        if isinstance(texts, str) and (texts_b is None or isinstance(texts_b, str)):
+            return self.predict([texts], None if texts_b is None else [texts_b], batch_size)[0]
+        columns = [_strings(texts, "texts")] + ([_strings(texts_b, "texts_b")] if texts_b is not None else [])
         if len({len(column) for column in columns}) != 1:
             raise ValueError(f"texts and texts_b differ in length: {len(columns[0])} and {len(columns[1])}")
         batches = [
@@ -92,6 +142,17 @@ class Classifier:
         logits = tflite_predict_texts(self.path, texts)
         shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
         return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def _strings(texts: Sequence[str], name: str) -> list[str]:
+    """`texts` as a list, checked to hold strings only: TensorFlow's own error for anything else names no row."""
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Iterable):
+        raise TypeError(f"`{name}` must be a string or a sequence of strings, received {type(texts).__name__}")
+    column = list(texts)
+    for index, text in enumerate(column):
+        if not isinstance(text, str):
+            raise TypeError(f"{name}[{index}] is {type(text).__name__} ({text!r:.40}), not a string")
+    return column
 
 
 def find_model(path: str | os.PathLike, kind: str = "auto") -> tuple[str, str]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pathlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +27,8 @@ from bilstm_kd.teacher import LABEL_PRECISIONS, POOLINGS, PRECISIONS
 from bilstm_kd.text import TOKENIZERS
 
 AUTO = "auto"  # a flag's value that the pipeline chooses from the teacher and the data (`pipeline.defaults`)
+RUNS_DIRECTORY = "runs"  # where a run without --workdir goes, in a directory named after its data
+SPLIT_FILE_NAMES = ("train", "training", "data", "dataset", "all")
 
 
 class ConfigError(ValueError):
@@ -156,6 +160,22 @@ class DataConfig:
             return "tfds"
         return "glue" if self.data_dir else "demo"
 
+    def run_name(self) -> str:
+        """A run directory's name for this data: the training file's name (its folder's for a file named like a
+        split, e.g. train.csv), the TFDS name, glue_<task>, or demo_auto for the demo corpus (flags/demo.cfg
+        names its own directory, runs/demo)."""
+        source = self.source()
+        if source == "files":
+            path = pathlib.PurePath(self.train_file)
+            name = path.stem
+            if name.lower() in SPLIT_FILE_NAMES and path.parent.name not in ("", ".", ".."):
+                name = path.parent.name
+        elif source == "tfds":
+            name = self.tfds_name or f"glue_{self.task}"
+        else:
+            name = f"glue_{self.task}" if source == "glue" else "demo_auto"
+        return re.sub(r"[^\w.-]+", "_", name).strip("._") or "run"
+
     @staticmethod
     def names(value: str) -> tuple[str, ...]:
         """A comma-separated flag value as names (spaces around the commas dropped)."""
@@ -196,7 +216,10 @@ class TeacherConfig:
         "an ensemble teacher as in Hinton et al. 2015; each member adds a fine-tuning and a labelling pass.",
     )
     mixed_precision: str = _field(
-        "off", "Teacher in 16 bits: auto is mixed_float16 on a GPU, mixed_bfloat16 on TPU or bfloat16 CPU.", PRECISIONS
+        AUTO,
+        "Teacher in 16 bits: auto is mixed_float16 on a GPU, mixed_bfloat16 on a TPU or a CPU that multiplies "
+        "bfloat16 in hardware (AVX512_BF16, AMX), float32 (off) otherwise.",
+        PRECISIONS,
     )
     label_precision: str = _field(
         "same",
@@ -420,7 +443,11 @@ class DistributeConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    workdir: str = _field("runs/demo", "Run directory: every stage reads and writes here.")
+    workdir: str = _field(
+        "",
+        "Run directory: every stage reads and writes here (empty: runs/ and the name of the training file, of its "
+        "folder for a train.csv, or of the TFDS dataset; a run on other data there is refused).",
+    )
     seed: int = _field(0, "Random seed for data order, augmentation and initialisation.")
     stages: str = _field("all", f"Comma-separated stages to run, or 'all'. Stages: {', '.join(STAGES)}.")
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -432,8 +459,8 @@ class RunConfig:
     distribute: DistributeConfig = dataclasses.field(default_factory=DistributeConfig)
 
     def __post_init__(self) -> None:
-        if not self.workdir:
-            raise ConfigError("workdir", self.workdir, "name a run directory")
+        if not self.workdir:  # named after the data, so that one data set's run never lands in another's
+            object.__setattr__(self, "workdir", str(pathlib.PurePath(RUNS_DIRECTORY, self.data.run_name())))
         self.stage_list()  # validates --stages
 
     def stage_list(self) -> tuple[str, ...]:
@@ -484,7 +511,12 @@ SECTIONS: dict[str, type] = {
 }
 
 
+def flag_groups() -> list[tuple[str, tuple[dataclasses.Field, ...]]]:
+    """The fields that are command-line flags by section: ("run", the top-level scalars), then each section's."""
+    top = tuple(field for field in dataclasses.fields(RunConfig) if field.name not in SECTIONS)
+    return [("run", top), *((name, dataclasses.fields(section)) for name, section in SECTIONS.items())]
+
+
 def flag_fields() -> list[dataclasses.Field]:
     """Every field that is a command-line flag: the top-level scalars, then each section's fields."""
-    top = [field for field in dataclasses.fields(RunConfig) if field.name not in SECTIONS]
-    return top + [field for section in SECTIONS.values() for field in dataclasses.fields(section)]
+    return [field for _, fields in flag_groups() for field in fields]

@@ -8,6 +8,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import functools
 import json
 import pathlib
+import subprocess
+import sys
 
 import keras_hub
 import numpy as np
@@ -228,3 +230,34 @@ TINY_STUDENT_FLAGS = (
     "--hidden_units=4",
     "--max_length=8",
 )
+
+
+def tiny_exported_run(directory, label_names=("card_arrival", "refund", "top_up")):
+    """A run directory whose export/ holds what the export stage writes for the SavedModel: a tiny student (random
+    weights, seeded: its answers are arbitrary but fixed) and labels.txt. In seconds, without training."""
+    import keras
+
+    from bilstm_kd.data.tasks import Task
+    from bilstm_kd.export.common import write_labels
+    from bilstm_kd.export.saved_model import export_saved_model
+    from bilstm_kd.text.vocab import RESERVED, Vocabulary
+
+    vocabulary = Vocabulary((*RESERVED, "where", "is", "my", "card", "refund", "top", "up", "please"))
+    keras.utils.set_random_seed(0)
+    student = tiny_student(len(vocabulary), len(label_names))
+    export = pathlib.Path(directory) / "export"
+    export_saved_model(student, vocabulary, Task("tiny", tuple(label_names)), 8, export / "saved_model")
+    write_labels(str(export), label_names)
+    return pathlib.Path(directory)
+
+
+# The installed console script `bilstm-kd` (pyproject's [project.scripts]: bilstm_kd.cli:console), run as pip's
+# wrapper runs it, so that tests need no reinstall.
+BILSTM_KD = [sys.executable, "-c", "import sys; from bilstm_kd.cli import console; console(sys.argv)"]
+
+
+def bilstm_kd(*argv, cwd=None, timeout=300):
+    """Runs `bilstm-kd *argv` as a user does: in a new process, without the TF_CPP_MIN_LOG_LEVEL set above."""
+    environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    command = [*BILSTM_KD, *map(str, argv)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=environment, timeout=timeout)

@@ -75,3 +75,56 @@ def test_report_alone_in_a_new_process_reloads_the_saved_student(tmp_path):
     # Keras logs the best value as float32; the report counts correct answers exactly.
     assert report["models"]["baseline"]["dev"]["dev"]["accuracy"] == pytest.approx(history["best_value"], abs=1e-6)
     assert report["models"]["baseline"]["throughput"]["batch_512"] > 0
+
+
+def parse(*argv):
+    from absl import flags
+
+    from bilstm_kd import main
+
+    flag_values = flags.FlagValues()
+    main.define_flags(flag_values)
+    flag_values(["prog", *argv])
+    return main.config_from_flags(flag_values), flag_values
+
+
+@pytest.mark.parametrize(
+    "argv, workdir",
+    [
+        (["--train_file=data/my intents.csv"], "runs/my_intents"),
+        (["--train_file=../shared/data/HWU64/train.csv"], "runs/HWU64"),  # a split's name: its folder's
+        (["--tfds_name=ag_news_subset"], "runs/ag_news_subset"),
+        (["--task=rte", "--data_source=glue", "--data_dir=/data/RTE"], "runs/glue_rte"),
+        ([], "runs/demo_auto"),  # the demo corpus without the demo's flagfile
+        (["--flagfile=flags/demo.cfg"], "runs/demo"),
+        (["--train_file=my.csv", "--workdir=elsewhere"], "elsewhere"),
+    ],
+)
+def test_without_workdir_the_run_directory_is_named_after_the_data(argv, workdir, monkeypatch):
+    monkeypatch.chdir(REPOSITORY)
+    config, _ = parse(*argv, "--text_column=text", "--label_column=label")
+    assert config.workdir == workdir
+
+
+def test_a_directory_named_after_the_data_is_refused_when_it_holds_a_run_on_other_data(tmp_path):
+    from absl import app
+
+    from bilstm_kd import main
+
+    (tmp_path / "runs" / "HWU64").mkdir(parents=True)
+    record = tmp_path / "runs" / "HWU64" / "config.json"
+    train = tmp_path / "HWU64" / "train.csv"
+    flags = [f"--train_file={train}", "--text_column=text", "--label_column=intent"]
+    config, _ = parse(*flags, f"--workdir={tmp_path / 'runs' / 'HWU64'}")
+    record.write_text(json.dumps(config.to_dict()))
+    main.check_named_workdir(config)  # the same data: the run resumes there
+    other, _ = parse(*flags[:-1], "--label_column=scenario", f"--workdir={tmp_path / 'runs' / 'HWU64'}")
+    with pytest.raises(app.UsageError, match=r"holds a run on other data .*--label_column=intent"):
+        main.check_named_workdir(other)
+    # As a user meets it: one line, status 2, before anything is read or written.
+    result = subprocess.run(
+        [sys.executable, "-m", "bilstm_kd.main", f"--train_file={train}", "--text_column=text", "--label_column=x"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stderr.startswith("error: runs/HWU64 (named after the data) holds a run")
+    assert sorted(path.name for path in (tmp_path / "runs" / "HWU64").iterdir()) == ["config.json"]

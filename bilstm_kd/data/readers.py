@@ -224,6 +224,14 @@ def read_examples(
 def read_texts(path: str, text_columns: tuple[str, ...], table_format: TableFormat | None = None) -> list[list[str]]:
     """The texts to classify: the `text_columns` of a CSV, TSV, JSON Lines or Parquet file, or, for any other
     file (or "-", standard input), one text per line (a pair as two tab-separated texts). Empty texts stay."""
+    return read_rows(path, text_columns, table_format)[0]
+
+
+def read_rows(
+    path: str, text_columns: tuple[str, ...], table_format: TableFormat | None = None
+) -> tuple[list[list[str]], dict[str, list[Any]]]:
+    """`read_texts`, with every column of the file as read, by name, to pass on beside each row's answer: a
+    data file's own columns, or a text file's texts as "text" (a pair: "text_a", "text_b")."""
     table_format = table_format or TableFormat()
     if path == "-" or (table_format.format == "auto" and os.path.splitext(path)[1].lower() not in EXTENSIONS):
         text = sys.stdin.read() if path == "-" else decode_file(path, table_format.encoding)
@@ -233,14 +241,15 @@ def read_texts(path: str, text_columns: tuple[str, ...], table_format: TableForm
                 raise DataError(f"{path}, line {number}: a pair needs two tab-separated texts, found {len(row)}")
             for value in row:
                 _check_encodable(value, f"{path}, line {number}")
-        return [[row[i].strip() for row in rows] for i in range(len(text_columns))]
+        texts = [[row[i].strip() for row in rows] for i in range(len(text_columns))]
+        return texts, dict(zip(("text",) if len(texts) == 1 else ("text_a", "text_b"), texts))
     table = read_table(path, table_format)
     flags = ("text_column", "text_pair_column")
     columns = [[_cell(value) for value in table.column(c, f)] for c, f in zip(text_columns, flags)]
     for column in columns:
         for row, text in enumerate(column):
             _check_encodable(text, table.where(row))
-    return columns
+    return columns, table.columns
 
 
 @dataclasses.dataclass(frozen=True)

@@ -59,7 +59,7 @@ def make_strategy(name: str = "default", devices: str = "", tpu: str = "") -> tf
         if "TF_CONFIG" not in os.environ:
             raise ValueError(
                 "--strategy=multi_worker needs the TF_CONFIG environment variable describing the cluster and "
-                "this worker's place in it (see README.md, 'Several machines')"
+                "this worker's place in it (see docs/accelerators.md, 'Several machines')"
             )
         return tf.distribute.MultiWorkerMirroredStrategy()
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import keras
@@ -54,3 +55,11 @@ def as_text_batches(texts: TextInputs, is_pair: bool) -> tuple[np.ndarray, ...]:
             raise ValueError(f"texts_a and texts_b differ in length: {len(columns[0])} vs {len(columns[1])}")
         return columns
     return (np.asarray(texts, dtype=object),)
+
+
+def write_labels(directory: str, label_names: Sequence[str]) -> str:
+    """`labels.txt` in `directory`: the class names in class-id order, one a line. Returns its path."""
+    path = os.path.join(directory, "labels.txt")
+    with open(path, "w", encoding="utf-8") as file:
+        file.writelines(f"{label}\n" for label in label_names)
+    return path

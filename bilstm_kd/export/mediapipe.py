@@ -1,6 +1,6 @@
 """The student as one file for MediaPipe Tasks' `TextClassifier` (Android, iOS, web, Python): text in, scores out.
 
-What that runtime accepts (measured, see the README's "On a phone"): one subgraph of builtin ops (no WHILE
+What that runtime accepts (measured, see docs/deployment.md, "On a phone"): one subgraph of builtin ops (no WHILE
 loop), one int32 input `[1, length]`, and TFLite Model Metadata inside the file naming a regex tokenizer
 (its delimiter and a `token id` vocabulary with `<PAD>` and `<UNKNOWN>`) and the labels. The runtime splits
 the text at the delimiter, looks each piece up as it is, truncates and right-pads; this module writes the

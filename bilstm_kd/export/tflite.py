@@ -30,6 +30,7 @@ from bilstm_kd.export.common import (
     check_max_length,
     check_student_matches,
     vocabulary_tokens,
+    write_labels,
 )
 from bilstm_kd.student.folding import inference_model
 from bilstm_kd.text.vocab import MASK_ID, PAD_ID, UNK_ID, Vocabulary, WordTokenizer, tokenization_rules
@@ -136,8 +137,7 @@ def _write_side_files(
     """`vocab.txt`, `labels.txt` and `<name>.metadata.json` beside the model: what an app needs to tokenize."""
     directory = os.path.dirname(path) or "."
     Vocabulary(tokens).save(os.path.join(directory, "vocab.txt"))
-    with open(os.path.join(directory, "labels.txt"), "w", encoding="utf-8") as file:
-        file.writelines(f"{label}\n" for label in task.label_names)
+    write_labels(directory, task.label_names)
     metadata = {
         "model": os.path.basename(path),
         "task": task.name,

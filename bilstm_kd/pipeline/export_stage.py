@@ -34,11 +34,13 @@ def directory_bytes(path: str) -> int:
 
 
 def export(run: Run, results: dict[str, Any]) -> dict[str, Any]:
+    from bilstm_kd.export.common import write_labels
     from bilstm_kd.student.models import load_student
 
     student = load_student(results["distill"]["student_path"])
     directory = run.paths.export
     os.makedirs(directory, exist_ok=True)
+    write_labels(directory, run.task.label_names)  # whichever exports are written
     outputs: dict[str, Any] = {"wrote": directory}
     if run.config.export.export_saved_model:
         outputs["saved_model"] = _saved_model(run, student, directory)

@@ -1,9 +1,17 @@
-"""The report: every model whose outputs are up to date, side by side (dev metrics, size, speed)."""
+"""The report: every model whose outputs are up to date, side by side (dev metrics, size, speed), the files a user
+ships, and the distilled student's classes, mistakes and calibration against its teacher.
+
+It reads the stages' results and runs the models it reports on: it times them, scores them on test, and runs the
+distilled student and the teacher once over the first dev split for their probabilities (calibration, the
+sample of misclassified texts), which no stage keeps.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any
+
+import numpy as np
 
 from bilstm_kd.pipeline.context import Run
 from bilstm_kd.pipeline.export_stage import directory_bytes
@@ -50,10 +58,11 @@ def _teacher_entry(run: Run, results: dict[str, Any], texts: tuple) -> dict[str,
     }
 
 
-def _student_entry(run: Run, outputs: dict[str, Any], batches: dict[str, list], in_detail: bool) -> dict[str, Any]:
-    """A student's figures; `in_detail`: also its per-class scores and confusion matrices (the distilled one)."""
-    from bilstm_kd.distill.evaluation import evaluate_student
-    from bilstm_kd.pipeline.student_stages import dev_batches
+def _student_entry(
+    run: Run, outputs: dict[str, Any], batches: dict[str, list], in_detail: bool
+) -> tuple[dict[str, Any], np.ndarray | None]:
+    """A student's figures and, `in_detail` (the distilled one), also its per-class scores and confusion matrices,
+    with its class probabilities on the first dev split (else None)."""
     from bilstm_kd.report import speed
     from bilstm_kd.student.models import load_student
 
@@ -62,8 +71,10 @@ def _student_entry(run: Run, outputs: dict[str, Any], batches: dict[str, list], 
     # Dev scores are the stage's (measured at selection); test is scored here, once, and in detail the
     # distilled student's classes on every split.
     splits = run.inputs.dev | run.inputs.test if in_detail else run.inputs.test
+    evaluate = run.task.evaluate_in_detail if in_detail else run.task.evaluate
+    probabilities = {split: _student_probabilities(run, student, examples) for split, examples in splits.items()}
     evaluated = {
-        split: evaluate_student(student, dev_batches(run, examples), run.task, in_detail)
+        split: {**evaluate(examples.labels, np.argmax(probabilities[split], axis=-1)), "examples": len(examples)}
         for split, examples in splits.items()
     }
     details = ("per_class", "confusion")
@@ -72,7 +83,7 @@ def _student_entry(run: Run, outputs: dict[str, Any], batches: dict[str, list], 
         for split in run.inputs.test
     }
     classes = {split: {key: scores[key] for key in details} for split, scores in evaluated.items()} if in_detail else {}
-    return {
+    entry = {
         "dev": outputs["dev"],
         **({"test": test} if test else {}),
         **({"classes": classes} if classes else {}),
@@ -81,6 +92,117 @@ def _student_entry(run: Run, outputs: dict[str, Any], batches: dict[str, list], 
         "throughput": _examples_per_second(speed.throughputs(student, batches, run.timing_seconds)),
         "history": outputs.get("history", {}),
     }
+    return entry, probabilities[_first_dev_split(run)] if in_detail else None
+
+
+def _first_dev_split(run: Run) -> str:
+    return next(iter(run.inputs.dev))
+
+
+def _student_probabilities(run: Run, student, examples) -> np.ndarray:
+    """The student's class probabilities on `examples`, in their order."""
+    from bilstm_kd.distill.batches import example_batches
+    from bilstm_kd.distill.evaluation import predict_logits
+
+    batches = example_batches(examples.to_dataset(), run.tokenizer(), run.task.is_pair, batch_size=256, bucket=False)
+    return _softmax(predict_logits(student, batches))
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    exponentials = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return exponentials / exponentials.sum(axis=-1, keepdims=True)
+
+
+def _teacher_probabilities(run: Run) -> np.ndarray:
+    """The teacher's class probabilities on the first dev split, in its order: one pass, as the teacher stage
+    scored it (the stage keeps only the scores)."""
+    from bilstm_kd.teacher.inference import teacher_logits
+
+    teacher = run.config.teacher
+    logits = teacher_logits(
+        run.teacher_model(),
+        *run.first_dev.texts,
+        batch_size=teacher.label_batch_size,
+        jit_compile=teacher.teacher_jit_compile,
+    )
+    return _softmax(np.asarray(logits, dtype=np.float64))
+
+
+def _calibration(run: Run, student: np.ndarray, teacher: np.ndarray | None) -> dict[str, Any]:
+    """The reliability bins and ECE of the distilled student, and of its teacher, on the first dev split."""
+    from bilstm_kd.report.calibration import reliability
+
+    labels = run.first_dev.labels
+    models = {"student": reliability(student, labels)}
+    if teacher is not None:
+        models["teacher"] = reliability(teacher, labels)
+    return {"split": _first_dev_split(run), "models": models}
+
+
+def _misclassified(run: Run, student: np.ndarray, teacher: np.ndarray | None) -> dict[str, Any]:
+    """A sample of the first dev split's examples the distilled student gets wrong, with the teacher's answers."""
+    from bilstm_kd.report.classes import misclassified_sample
+
+    sample = misclassified_sample(
+        run.first_dev.texts,
+        run.first_dev.labels,
+        student,
+        run.task.label_names,
+        None if teacher is None else np.argmax(teacher, axis=-1),
+        seed=run.config.seed,
+    )
+    return {"split": _first_dev_split(run), **sample}
+
+
+# The files a user ships: the export stage's output, its file in export/, what it takes, the flag that writes it.
+SHIPPED = (
+    ("saved_model", "export/saved_model/", "text in: TensorFlow Serving, TF.js or Python", "export_saved_model"),
+    ("tflite", "export/student.tflite", "word ids in: tokenize with export/vocab.txt", "export_tflite"),
+    (
+        "mediapipe",
+        "export/student_mediapipe.tflite",
+        "text in: MediaPipe TextClassifier (Android, iOS, web)",
+        "export_mediapipe",
+    ),
+)
+
+
+def shipped_files(export: dict[str, Any] | None, settings: Any) -> list[dict[str, Any]]:
+    """Each file a user ships: its size, or why it was not written.
+
+    Args:
+        export: the export stage's outputs (stages/export.json), None when it has none up to date.
+        settings: the run's `ExportConfig` (its `export_*` switches).
+    """
+    shipped = []
+    for key, file, takes, flag in SHIPPED:
+        entry: dict[str, Any] = {"file": file, "takes": takes}
+        written = (export or {}).get(key) or {}
+        if "bytes" in written:
+            entry["bytes"] = written["bytes"]
+            if "verification" in written and written["verification"] is None:  # a MediaPipe file left unchecked
+                entry["note"] = "the mediapipe runtime is not importable"
+        elif written.get("skipped"):
+            entry["skipped"] = written["skipped"]
+        elif export is None:
+            entry["skipped"] = "the export stage has no up-to-date output (add export to --stages)"
+        elif not getattr(settings, flag):
+            entry["skipped"] = f"--no{flag}"
+        else:
+            entry["skipped"] = "the export stage did not write it"
+        shipped.append(entry)
+    return shipped
+
+
+def _title(run: Run) -> str:
+    """The report's title: the task, or the data file it was read from."""
+    from bilstm_kd.report.report import data_file_title
+
+    data = run.config.data
+    source = data.source()
+    if source == "files" and not data.task:
+        return data_file_title(data.train_file)
+    return f"{run.task.name}, the demo corpus" if source == "demo" else run.task.name
 
 
 def report(run: Run, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -97,9 +219,14 @@ def report(run: Run, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "batch_512": speed.student_batches(tokenizer, texts, 512),
         "batch_1": speed.student_batches(tokenizer, tuple(column[:256] for column in texts), 1),
     }
-    for stage, model in (("distill", "student"), ("baseline", "baseline")):
-        if stage in results:
-            models[model] = _student_entry(run, results[stage], student_batches, in_detail=stage == "distill")
+    calibration = None
+    if "distill" in results:
+        models["student"], student_probabilities = _student_entry(run, results["distill"], student_batches, True)
+        teacher_probabilities = _teacher_probabilities(run) if "teacher" in models else None
+        calibration = _calibration(run, student_probabilities, teacher_probabilities)
+        models["student"]["misclassified"] = _misclassified(run, student_probabilities, teacher_probabilities)
+    if "baseline" in results:
+        models["baseline"], _ = _student_entry(run, results["baseline"], student_batches, in_detail=False)
     if "tfidf" in results:
         linear = results["tfidf"]
         models["tfidf"] = {
@@ -124,6 +251,7 @@ def report(run: Run, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     inputs = run.inputs
     report: dict[str, Any] = {
         "task": run.task.name,
+        "title": _title(run),
         "metrics": list(run.task.metrics),
         "classes": list(run.task.label_names),
         "models": models,
@@ -138,6 +266,10 @@ def report(run: Run, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
             name: models["student"]["throughput"][name] / models["teacher"]["throughput"][name]
             for name in ("batch_512", "batch_1")
         }
+    if calibration:
+        report["calibration"] = calibration
+    if "distill" in results:
+        report["shipped"] = shipped_files(results.get("export"), run.config.export)
     if "augment" in results:
         report["transfer_set"] = results["augment"]["statistics"]
     run.stage_seconds["report"] = {"status": "ran", "seconds": round(time.perf_counter() - started, 1)}

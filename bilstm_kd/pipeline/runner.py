@@ -13,7 +13,8 @@
     student/distilled/       checkpoints, TensorBoard logs and student.keras of the distilled student
     student/baseline/        the same student trained on gold labels only
     export/                  saved_model/, student.tflite (+ vocab.txt, labels.txt, metadata)
-    report.json, report.md, report.png
+    report.json, report.md       the report (report.png: learning curves and speed; report_calibration.png;
+                                 report_confusion.png; report_classes_<split>.csv, report_confusion_<split>.csv)
 
 A stage is skipped when its record's fingerprint (a hash of every setting and upstream result it depends
 on) matches and it finished; a changed setting reruns exactly the stages that depend on it. A stage that

@@ -1,9 +1,14 @@
-"""The run report: report.json (the numbers), report.md (the same as tables) and report.png (plots).
+"""The run report: report.json (the numbers), report.md (the same in sentences and tables) and figures.
 
-The report compares the models of a run side by side: for each, its dev metrics (and test metrics, when
-the run has a test split), parameters (embeddings and the rest counted separately, as the paper does), file
-size and inference throughput measured in the same process; then the distilled student's precision, recall
-and F1 per class and its confusion matrix (also plotted, as report_confusion.png, up to `PLOTTED_CLASSES`).
+The report opens with the distilled student against its teacher and TF-IDF + logistic regression in plain
+sentences (`summary`), then compares the models of a run side by side: for each, its dev metrics (and test
+metrics, when the run has a test split), parameters (embeddings and the rest counted separately, as the paper
+does), file size and inference throughput measured in the same process. Then the files a user ships and their
+sizes (or why one was not written), the distilled student's classes worst first with its most confused pairs and
+a sample of its mistakes (`classes`), and its calibration against its teacher (`calibration`).
+
+Beside report.md: report_classes_<split>.csv and report_confusion_<split>.csv (every class, the full matrix),
+report.png, report_confusion.png and report_calibration.png (`figures`).
 """
 
 from __future__ import annotations
@@ -12,18 +17,13 @@ import os
 from typing import Any
 
 from bilstm_kd.cache import write_json
+from bilstm_kd.report import figures
+from bilstm_kd.report.calibration import calibration_lines
+from bilstm_kd.report.classes import class_lines, write_class_files
+from bilstm_kd.report.markdown import METRIC_NAMES, MODEL_NAMES, MODEL_ORDER, cell, format_number, table
 
 REPORT_VERSION = 1
-PLOTTED_CLASSES = 30
-MODEL_ORDER = ("teacher", "student", "baseline", "tfidf", "student_tflite", "student_mediapipe")
-MODEL_NAMES = {
-    "teacher": "BERT teacher",
-    "student": "distilled BiLSTM",
-    "baseline": "BiLSTM, no teacher",
-    "tfidf": "TF-IDF + logistic regression",
-    "student_tflite": "distilled BiLSTM, TFLite",
-    "student_mediapipe": "distilled BiLSTM, MediaPipe TextClassifier",
-}
+CALIBRATION_FIGURE = "report_calibration.png"
 
 
 def validate_report(report: dict[str, Any]) -> None:
@@ -40,16 +40,6 @@ def validate_report(report: dict[str, Any]) -> None:
             missing = [metric for metric in report["metrics"] if metric not in metrics]
             if missing:
                 raise ValueError(f"report model {name!r}, split {split!r} lacks metrics {missing}")
-
-
-def _format_number(value: Any, digits: int = 1) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
 
 
 def _headline_split(student: dict[str, Any]) -> tuple[str, str]:
@@ -110,50 +100,16 @@ def summary(report: dict[str, Any]) -> list[str]:
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    """report.md: one table of quality, size and speed, then the transfer set and the stage timings."""
-    splits = [
-        (kind, split)
-        for kind in ("dev", "test")
-        for split in sorted({split for model in report["models"].values() for split in model.get(kind, {})})
-    ]
-    metric_columns = [(kind, split, metric) for kind, split in splits for metric in report["metrics"]]
-    header = ["model", *[f"{split} {metric} (%)" for _, split, metric in metric_columns]]
-    header += [
-        "non-embedding params",
-        "embedding params",
-        "file MB",
-        "examples/s (batch 512)",
-        "examples/s (batch 1)",
-    ]
-    lines = [f"# Distillation report: {report['task']}", ""]
+    """report.md: the opening sentences, one table of quality, size and speed, the files to ship, the distilled
+    student's classes and calibration, then the transfer set and the stage timings."""
+    lines = [f"# Distillation report: {report.get('title') or report['task']}", ""]
     opening = summary(report)
     if opening:
         lines += [" ".join(opening), ""]
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "---|" * len(header))
-    for name in MODEL_ORDER:
-        model = report["models"].get(name)
-        if model is None:
-            continue
-        members = model.get("members", 1)
-        cells = [MODEL_NAMES[name] + (f" (ensemble of {members})" if members > 1 else "")]
-        for kind, split, metric in metric_columns:
-            value = model.get(kind, {}).get(split, {}).get(metric)
-            cells.append(_format_number(100 * value if value is not None else None))
-        parameters = model.get("parameters", {})
-        throughput = model.get("throughput", {})
-        size = model.get("file_bytes")
-        cells += [
-            _format_number(parameters.get("non_embedding")),
-            _format_number(parameters.get("embedding")),
-            _format_number(size / 1e6 if size else None, 2),
-            _format_number(throughput.get("batch_512")),
-            _format_number(throughput.get("batch_1")),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += _model_table(report)
     speedups = report.get("speedup")
     if speedups:
-        lines += ["", "Student speed-up over the teacher: " + ", ".join(f"{k} {v:.1f}x" for k, v in speedups.items())]
+        lines += ["", f"Student speed-up over the teacher: {_speedups(speedups)}."]
     tflite = report["models"].get("student_tflite", {}).get("verification")
     if tflite:
         lines.append(
@@ -167,119 +123,94 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"longer) vs Keras student on dev: max abs probability difference {mobile['max_abs_diff']:.2e}, "
             f"predicted labels agree on {100 * mobile['label_agreement']:.2f}%."
         )
-    lines += _class_tables(report)
+    lines += _shipped_lines(report.get("shipped"))
+    lines += class_lines(report)
+    if report.get("calibration"):
+        lines += calibration_lines(report["calibration"], f"[{CALIBRATION_FIGURE}]({CALIBRATION_FIGURE})")
     transfer = report.get("transfer_set")
     if transfer:
         lines += ["", "## Transfer set", ""]
-        lines += [f"- {key.replace('_', ' ')}: {_format_number(value)}" for key, value in sorted(transfer.items())]
-    lines += ["", "## Stages", "", "| stage | status | seconds |", "|---|---|---|"]
-    for stage, info in report["stages"].items():
-        lines.append(f"| {stage} | {info.get('status', '-')} | {_format_number(info.get('seconds'))} |")
+        lines += [f"- {key.replace('_', ' ')}: {format_number(value)}" for key, value in sorted(transfer.items())]
+    lines += ["", "## Stages", ""]
+    rows = [
+        [stage, info.get("status", "-"), format_number(info.get("seconds"))] for stage, info in report["stages"].items()
+    ]
+    lines += table(["stage", "status", "seconds"], rows)
     return "\n".join(lines) + "\n"
 
 
-def _class_tables(report: dict[str, Any]) -> list[str]:
-    """The distilled student's per-class scores and confusion matrix of each dev and test split."""
-    lines: list[str] = []
-    names = report.get("classes", [])
-    for split, details in report["models"].get("student", {}).get("classes", {}).items():
-        lines += [
-            "",
-            f"## Distilled student per class: {split}",
-            "",
-            "| class | precision (%) | recall (%) | F1 (%) | support |",
-        ]
-        lines.append("|---|---|---|---|---|")
-        for name, scores in details["per_class"].items():
-            cells = [_format_number(100 * scores[key]) for key in ("precision", "recall", "f1")]
-            lines.append(f"| {name} | {' | '.join(cells)} | {scores['support']:,} |")
-        lines += ["", f"Confusion matrix ({split}): rows are the gold class, columns the predicted one.", ""]
-        lines.append("| gold \\ predicted | " + " | ".join(names) + " |")
-        lines.append("|" + "---|" * (len(names) + 1))
-        lines += [
-            f"| {name} | " + " | ".join(f"{count:,}" for count in row) + " |"
-            for name, row in zip(names, details["confusion"])
-        ]
-    return lines
-
-
-def plot_confusion(report: dict[str, Any], path: str) -> str | None:
-    """report_confusion.png: the distilled student's confusion matrices, rows normalised to the gold class;
-    None when there is none or the task has more than `PLOTTED_CLASSES` classes."""
-    details = report["models"].get("student", {}).get("classes", {})
-    names = report.get("classes", [])
-    if not details or len(names) > PLOTTED_CLASSES:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    size = 2.5 + 0.35 * len(names)
-    figure, axes = plt.subplots(1, len(details), figsize=(size * len(details), size), squeeze=False)
-    for axis, (split, values) in zip(axes[0], details.items()):
-        counts = np.asarray(values["confusion"], dtype=float)
-        shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-        axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-        axis.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
-        axis.set_yticks(range(len(names)), names, fontsize=7)
-        axis.set_xlabel("predicted")
-        axis.set_ylabel("gold")
-        axis.set_title(f"Distilled student, {split}")
-        if len(names) <= 12:
-            for (row, column), count in np.ndenumerate(counts):
-                color = "white" if shares[row, column] > 0.5 else "black"
-                axis.text(column, row, f"{int(count)}", ha="center", va="center", fontsize=7, color=color)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
-
-
-def plot(report: dict[str, Any], path: str) -> str:
-    """report.png: dev score against throughput (log scale), and the students' training curves."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metric = report["metrics"][0]
-    figure, (speed_axis, curve_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
+def _model_table(report: dict[str, Any]) -> list[str]:
+    splits = [
+        (kind, split)
+        for kind in ("dev", "test")
+        for split in sorted({split for model in report["models"].values() for split in model.get(kind, {})})
+    ]
+    metric_columns = [(kind, split, metric) for kind, split in splits for metric in report["metrics"]]
+    header = [
+        "model",
+        *[f"{split} {METRIC_NAMES.get(metric, metric)} (%)" for _, split, metric in metric_columns],
+        "non-embedding params",
+        "embedding params",
+        "file MB",
+        "examples/s (batch 512)",
+        "examples/s (batch 1)",
+    ]
+    rows = []
     for name in MODEL_ORDER:
         model = report["models"].get(name)
-        throughput = (model or {}).get("throughput", {}).get("batch_512")
-        if not model or not throughput or not model["dev"]:
+        if model is None:
             continue
-        score = 100 * next(iter(model["dev"].values()))[metric]
-        speed_axis.scatter(throughput, score, s=50)
-        speed_axis.annotate(MODEL_NAMES[name], (throughput, score), textcoords="offset points", xytext=(6, 4))
-    speed_axis.set_xscale("log")
-    speed_axis.set_xlabel("examples (sentences or pairs) per second, batch 512, this machine")
-    speed_axis.set_ylabel(f"dev {metric} (%)")
-    speed_axis.set_title("Quality against speed")
-    speed_axis.grid(True, alpha=0.3)
-    for name in ("student", "baseline"):
-        history = report["models"].get(name, {}).get("history", {})
-        for key in (f"val_{metric}", metric):
-            if history.get(key):
-                values = [100 * value for value in history[key]]
-                epochs = range(1, len(values) + 1)
-                curve_axis.plot(epochs, values, marker="o", label=f"{MODEL_NAMES[name]}: {key}")
-    curve_axis.set_xlabel("epoch")
-    curve_axis.set_ylabel(f"{metric} (%)")
-    curve_axis.set_title("Student training")
-    curve_axis.grid(True, alpha=0.3)
-    if curve_axis.lines:
-        curve_axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+        members = model.get("members", 1)
+        cells = [MODEL_NAMES[name] + (f" (ensemble of {members})" if members > 1 else "")]
+        for kind, split, metric in metric_columns:
+            value = model.get(kind, {}).get(split, {}).get(metric)
+            cells.append(format_number(100 * value if value is not None else None))
+        parameters = model.get("parameters", {})
+        throughput = model.get("throughput", {})
+        size = model.get("file_bytes")
+        cells += [
+            format_number(parameters.get("non_embedding")),
+            format_number(parameters.get("embedding")),
+            format_number(size / 1e6 if size else None, 2),
+            format_number(throughput.get("batch_512")),
+            format_number(throughput.get("batch_1")),
+        ]
+        rows.append(cells)
+    return table(header, rows)
+
+
+def _speedups(speedups: dict[str, float]) -> str:
+    """{"batch_512": 48.1, "batch_1": 8.4} -> "batch of 512: 48.1x, batch of 1: 8.4x"."""
+    return ", ".join(f"{key.replace('batch_', 'batch of ')}: {value:.1f}x" for key, value in speedups.items())
+
+
+def _shipped_lines(shipped: list[dict[str, Any]] | None) -> list[str]:
+    """The files a user ships with their sizes; those not written, and why."""
+    if not shipped:
+        return []
+    lines = ["", "## Files to ship", ""]
+    written = [entry for entry in shipped if "bytes" in entry]
+    if written:
+        rows = [
+            [f"`{entry['file']}`", cell(entry["takes"]), format_number(entry["bytes"] / 1e6, 2)] for entry in written
+        ]
+        lines += table(["file", "what it takes", "MB"], rows)
+    notes = [f"- `{entry['file']}` not checked here: {entry['note']}" for entry in written if entry.get("note")]
+    notes += [f"- No `{entry['file']}`: {entry['skipped']}." for entry in shipped if "skipped" in entry]
+    return lines + ([""] if written and notes else []) + notes
+
+
+def data_file_title(path: str) -> str:
+    """A report's title for a task read from a file: the file's name, after its folder's when the name alone says
+    little (train.csv): "HWU64/train.csv", "my_intents.csv"."""
+    name = os.path.basename(path)
+    folder = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    return f"{folder}/{name}" if name.lower().startswith("train") and folder else name
 
 
 def write_report(report: dict[str, Any], directory: str) -> dict[str, str]:
-    """Writes report.json, report.md and report.png into `directory`; returns their paths."""
+    """Writes report.json, report.md, the per-class and confusion CSV files and the figures into `directory`;
+    returns their paths by name."""
     report = {"version": REPORT_VERSION, **report}
     report["summary"] = summary(report)
     validate_report(report)
@@ -287,8 +218,15 @@ def write_report(report: dict[str, Any], directory: str) -> dict[str, str]:
     write_json(paths["json"], report)
     with open(paths["md"], "w", encoding="utf-8") as file:
         file.write(render_markdown(report))
-    plot(report, paths["png"])
-    confusion = plot_confusion(report, os.path.join(directory, "report_confusion.png"))
+    figures.plot(report, paths["png"])
+    details = report["models"].get("student", {}).get("classes", {})
+    for path in write_class_files(details, report.get("classes", []), directory):
+        paths[os.path.splitext(os.path.basename(path))[0]] = path
+    confusion = figures.plot_confusion(report, os.path.join(directory, "report_confusion.png"))
     if confusion:
         paths["confusion"] = confusion
+    if report.get("calibration"):
+        paths["calibration"] = figures.plot_reliability(
+            report["calibration"], os.path.join(directory, CALIBRATION_FIGURE)
+        )
     return paths

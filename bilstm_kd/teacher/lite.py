@@ -4,7 +4,7 @@ The teacher is converted once per labelling run with dynamic-range quantization 
 channel for every matrix of at least 1,024 weights; activations quantized per word piece on the fly, so an
 example's logits do not depend on its batch) and run by LiteRT with XNNPACK. On this repository's 2-core
 machine the copy of the SST-2 MPNet teacher labels transfer sentences 3.9x faster than TensorFlow's float32
-pass, with 99.3% of the labels the same (README, "Measured on this machine"). Its errors flip labels where
+pass, with 99.3% of the labels the same (docs/results.md, "Teacher labelling"). Its errors flip labels where
 the teacher is unsure, so labelling relabels with the float teacher every example whose int8 logits are less
 than a margin apart (`doubtful_examples`): the labels then agree with the float teacher's wherever the int8
 error of the two logits' difference is smaller than the margin (all of them at margin 1.0, 2.7x faster).

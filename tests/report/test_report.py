@@ -1,11 +1,12 @@
-"""The report's schema, its markdown table and its plot."""
+"""The report's schema, its markdown table, the files it lists and its plot."""
 
 import json
 import pathlib
 
 import pytest
 
-from bilstm_kd.report.report import render_markdown, summary, validate_report, write_report
+from bilstm_kd.report import figures
+from bilstm_kd.report.report import data_file_title, render_markdown, summary, validate_report, write_report
 
 
 def example_report():
@@ -31,7 +32,7 @@ def example_report():
                 "verification": {"max_abs_diff": 3e-7, "label_agreement": 1.0},
             },
         },
-        "speedup": {"batch_512": 100.0},
+        "speedup": {"batch_512": 100.0, "batch_1": 45.0},
         "transfer_set": {"originals": 10, "augmented": 80},
         "stages": {"teacher": {"status": "ran", "seconds": 12.5}, "report": {"status": "ran", "seconds": 0.1}},
     }
@@ -126,3 +127,104 @@ def test_the_opening_says_when_the_student_does_not_beat_it():
     )
     assert "0.6 points more" in opening[1]
     assert summary({"metrics": ["accuracy"], "models": {}}) == []
+
+
+def test_the_speed_up_is_said_in_words():
+    markdown = render_markdown(example_report())
+    assert "Student speed-up over the teacher: batch of 512: 100.0x, batch of 1: 45.0x." in markdown
+    assert "batch_512" not in markdown
+
+
+@pytest.mark.parametrize(
+    "path, title",
+    [
+        ("../shared/data/HWU64/train.csv", "HWU64/train.csv"),
+        ("data/ho/train.csv", "ho/train.csv"),
+        ("/home/me/my_intents.csv", "my_intents.csv"),
+        ("tickets.jsonl", "tickets.jsonl"),
+    ],
+)
+def test_a_file_task_is_titled_after_its_data_file(path, title):
+    assert data_file_title(path) == title
+
+
+def test_the_title_is_the_reports_or_else_the_task():
+    report = example_report()
+    assert render_markdown(report).startswith("# Distillation report: sst2\n")
+    report["title"] = "HWU64/train.csv"
+    assert render_markdown(report).startswith("# Distillation report: HWU64/train.csv\n")
+
+
+def test_files_to_ship_with_their_sizes_and_why_one_is_missing():
+    report = example_report()
+    report["shipped"] = [
+        {"file": "export/saved_model/", "takes": "text in", "bytes": 44_814_973},
+        {"file": "export/student.tflite", "takes": "word ids in", "bytes": 20_857_304},
+        {
+            "file": "export/student_mediapipe.tflite",
+            "takes": "text in",
+            "skipped": "the MediaPipe file needs --tokenizer=regex",
+        },
+    ]
+    lines = render_markdown(report).splitlines()
+    files = lines[lines.index("## Files to ship") + 1 :]
+    assert files[1:5] == [
+        "| file | what it takes | MB |",
+        "|---|---|---|",
+        "| `export/saved_model/` | text in | 44.81 |",
+        "| `export/student.tflite` | word ids in | 20.86 |",
+    ]
+    assert files[6] == "- No `export/student_mediapipe.tflite`: the MediaPipe file needs --tokenizer=regex."
+
+
+def test_training_curves_in_words_one_colour_a_model_and_whole_epochs(monkeypatch, tmp_path):
+    report = example_report()
+    report["models"]["baseline"] = {
+        "dev": {"dev": {"accuracy": 0.8}},
+        "history": {"accuracy": [0.6, 0.7, 0.75], "val_accuracy": [0.65, 0.7, 0.72]},
+    }
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda figure, path, dpi=110: drawn.setdefault("figure", figure))
+    figures.plot(report, str(tmp_path / "report.png"))
+    curves = drawn["figure"].axes[1]
+    lines = {line.get_label(): line for line in curves.lines}
+    assert set(lines) == {
+        "distilled BiLSTM: dev accuracy",
+        "distilled BiLSTM: training data accuracy",
+        "BiLSTM, no teacher: dev accuracy",
+        "BiLSTM, no teacher: training data accuracy",
+    }
+    for model in ("distilled BiLSTM", "BiLSTM, no teacher"):
+        dev, training = lines[f"{model}: dev accuracy"], lines[f"{model}: training data accuracy"]
+        assert dev.get_color() == training.get_color()
+        assert (dev.get_linestyle(), training.get_linestyle()) == ("-", "--")
+    assert lines["distilled BiLSTM: dev accuracy"].get_color() != lines["BiLSTM, no teacher: dev accuracy"].get_color()
+    assert all(tick == int(tick) for tick in curves.get_xticks())
+    assert curves.get_xlabel() == "epoch" and curves.get_ylabel() == "accuracy (%)"
+
+
+def test_shipped_files_take_the_export_stages_sizes_and_reasons():
+    from bilstm_kd.config import ExportConfig
+    from bilstm_kd.pipeline.report_stage import shipped_files
+
+    export = {
+        "saved_model": {"path": "runs/x/export/saved_model", "bytes": 44_814_973, "verification": {}},
+        "tflite": {"path": "runs/x/export/student.tflite", "bytes": 20_857_304, "verification": {}},
+        "mediapipe": {"skipped": "the MediaPipe file needs --tokenizer=regex"},
+    }
+    shipped = shipped_files(export, ExportConfig())
+    assert [(entry["file"], entry.get("bytes"), entry.get("skipped")) for entry in shipped] == [
+        ("export/saved_model/", 44_814_973, None),
+        ("export/student.tflite", 20_857_304, None),
+        ("export/student_mediapipe.tflite", None, "the MediaPipe file needs --tokenizer=regex"),
+    ]
+    unchecked = {"mediapipe": {"bytes": 1_000, "verification": None}}
+    shipped = shipped_files(unchecked, ExportConfig(export_saved_model=False))
+    assert shipped[0]["skipped"] == "--noexport_saved_model"
+    assert shipped[2] == {
+        "file": "export/student_mediapipe.tflite",
+        "takes": shipped[2]["takes"],
+        "bytes": 1_000,
+        "note": "the mediapipe runtime is not importable",
+    }
+    assert "add export to --stages" in shipped_files(None, ExportConfig())[1]["skipped"]
