@@ -30,9 +30,11 @@ TEST_WORKERS ?= 2
 test: setup lint
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
+# lint-imports checks the layer contracts in pyproject.toml ([tool.importlinter]): which package may import which.
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: setup
 	$(BIN)/ruff check --fix .

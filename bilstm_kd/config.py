@@ -20,15 +20,17 @@ from bilstm_kd.data.tables import FORMATS
 from bilstm_kd.data.tasks import METRICS, TASKS
 from bilstm_kd.distill import DISTILL_LOSSES, MSE_REDUCTIONS, OPTIMIZERS
 from bilstm_kd.distribute import STRATEGIES
-from bilstm_kd.export import FOLDINGS, QUANTIZATIONS
-from bilstm_kd.pipeline import STAGES
-from bilstm_kd.student import LSTM_KERNELS
+from bilstm_kd.export import QUANTIZATIONS
+from bilstm_kd.student import FOLDINGS, LSTM_KERNELS
 from bilstm_kd.teacher import LABEL_PRECISIONS, POOLINGS, PRECISIONS
 from bilstm_kd.text import TOKENIZERS
 
 AUTO = "auto"  # a flag's value that the pipeline chooses from the teacher and the data (`pipeline.defaults`)
 RUNS_DIRECTORY = "runs"  # where a run without --workdir goes, in a directory named after its data
 SPLIT_FILE_NAMES = ("train", "training", "data", "dataset", "all")
+# The pipeline's stages, in order: `--stages` takes a subset and `pipeline.runner` names its stage table with
+# them. Here rather than in `pipeline`, which imports this module.
+STAGES = ("tfidf", "teacher", "augment", "label", "distill", "baseline", "export", "report")
 
 
 class ConfigError(ValueError):
@@ -394,7 +396,12 @@ class DistillConfig:
 class ExportConfig:
     export_saved_model: bool = _field(True, "Export the student as a SavedModel (strings in).")
     export_tflite: bool = _field(True, "Export the student as TFLite (word ids in, builtin ops only).")
-    tflite_quantization: str = _field("none", "TFLite weight quantization.", QUANTIZATIONS)
+    tflite_quantization: str = _field(
+        AUTO,
+        "Weights of student.tflite and the MediaPipe file: none (float32), float16, or dynamic_int8 (int8: a quarter "
+        "of the size); auto: dynamic_int8, the report scoring the files beside the Keras student.",
+        (*QUANTIZATIONS, AUTO),
+    )
     fold_embeddings: str = _field(
         "auto",
         "Fold the word vectors into the LSTM input projection in the exports (a lookup replaces the largest "

@@ -1,12 +1,16 @@
-"""What the exports share: the student's inputs as texts or ids, and checks that student, task and vocabulary agree."""
+"""What the exports share: the student's inputs as texts or ids, checks that student, task and vocabulary agree, and
+the TFLite converter (which also makes the teacher's int8 copy for labelling, `teacher.lite`)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from collections.abc import Sequence
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from bilstm_kd.data.tasks import Task
 from bilstm_kd.text.vocab import Vocabulary
@@ -63,3 +67,28 @@ def write_labels(directory: str, label_names: Sequence[str]) -> str:
     with open(path, "w", encoding="utf-8") as file:
         file.writelines(f"{label}\n" for label in label_names)
     return path
+
+
+def convert_keras_model(model: keras.Model, quantization: str, setting: str = "") -> bytes:
+    """A Keras model of fixed input shapes as a TFLite flatbuffer of builtin ops, weights quantized as asked.
+
+    Converting a Keras model (rather than a concrete function) freezes the weights into constants; a concrete
+    function keeps them as resource variables, which the interpreter leaves uninitialised.
+    """
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    # Builtin ops only: the plain LiteRT interpreter (and MediaPipe) has no Flex (TensorFlow) kernels.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    try:
+        # The converter saves the model first and prints the saved signatures to stdout: keep stdout clean
+        # for callers that print results (benchmarks print JSON).
+        with contextlib.redirect_stdout(io.StringIO()):
+            return converter.convert()
+    except Exception as error:  # the converter raises many types; say which model and setting failed
+        raise RuntimeError(
+            f"TFLite conversion of {model.name} (quantization={quantization!r}{', ' + setting if setting else ''}) "
+            f"failed: {error}"
+        ) from error

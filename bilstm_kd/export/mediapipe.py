@@ -30,8 +30,8 @@ import tensorflow as tf
 
 from bilstm_kd.data.tasks import Task
 from bilstm_kd.export import QUANTIZATIONS
-from bilstm_kd.export.common import ID_INPUT_SINGLE, check_student_matches, vocabulary_tokens
-from bilstm_kd.export.tflite import convert_keras_model, tflite_input_length
+from bilstm_kd.export.common import ID_INPUT_SINGLE, check_student_matches, convert_keras_model, vocabulary_tokens
+from bilstm_kd.export.tflite import tflite_input_length
 from bilstm_kd.student.folding import gate_table, word_vectors
 from bilstm_kd.student.layers import check_positive_int
 from bilstm_kd.text.vocab import MASK, PAD_ID, RUNTIME_DELIMITER, UNK_ID, Vocabulary, WordTokenizer, lookup_table

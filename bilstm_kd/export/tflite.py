@@ -9,8 +9,6 @@ beside `student.tflite` go `vocab.txt`, `labels.txt` and `student.metadata.json`
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 from collections.abc import Sequence
@@ -29,6 +27,7 @@ from bilstm_kd.export.common import (
     as_text_batches,
     check_max_length,
     check_student_matches,
+    convert_keras_model,
     vocabulary_tokens,
     write_labels,
 )
@@ -97,31 +96,6 @@ def _convert(student: keras.Model, input_names: Sequence[str], max_length: int, 
     logits = student(tuple(id_inputs) if len(id_inputs) == 2 else id_inputs[0], training=False)
     fixed_length_model = keras.Model(id_inputs, {"logits": logits}, name=f"{student.name}_fixed_length")
     return convert_keras_model(fixed_length_model, quantization, f"max_length={max_length}")
-
-
-def convert_keras_model(model: keras.Model, quantization: str, setting: str = "") -> bytes:
-    """A Keras model of fixed input shapes as a TFLite flatbuffer of builtin ops, weights quantized as asked.
-
-    Converting a Keras model (rather than a concrete function) freezes the weights into constants; a concrete
-    function keeps them as resource variables, which the interpreter leaves uninitialised.
-    """
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    # Builtin ops only: the plain LiteRT interpreter (and MediaPipe) has no Flex (TensorFlow) kernels.
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantization != "none":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantization == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    try:
-        # The converter saves the model first and prints the saved signatures to stdout: keep stdout clean
-        # for callers that print results (benchmarks print JSON).
-        with contextlib.redirect_stdout(io.StringIO()):
-            return converter.convert()
-    except Exception as error:  # the converter raises many types; say which model and setting failed
-        raise RuntimeError(
-            f"TFLite conversion of {model.name} (quantization={quantization!r}{', ' + setting if setting else ''}) "
-            f"failed: {error}"
-        ) from error
 
 
 def _write_side_files(

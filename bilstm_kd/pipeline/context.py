@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import tensorflow as tf
 
@@ -14,47 +14,8 @@ from bilstm_kd.config import RunConfig
 from bilstm_kd.data.readers import Dataset, Examples
 from bilstm_kd.data.tasks import Task
 from bilstm_kd.distribute import strategies as distribute
-
-if TYPE_CHECKING:
-    from bilstm_kd.pipeline.inputs import RunInputs
-
-
-@dataclasses.dataclass(frozen=True)
-class RunPaths:
-    """Where each part of a run lives in its directory (see `runner`); `RunPaths.of(workdir)` lays them out."""
-
-    workdir: str
-    stages: str
-    teacher: str
-    pos: str
-    augmented: str
-    labelled: str
-    vocabulary: str
-    embeddings: str
-    distill: str
-    baseline: str
-    tfidf: str
-    export: str
-
-    @classmethod
-    def of(cls, workdir: str) -> RunPaths:
-        def inside(*parts: str) -> str:
-            return os.path.join(workdir, *parts)
-
-        return cls(
-            workdir=workdir,
-            stages=inside("stages"),
-            teacher=inside("teacher"),
-            pos=inside("transfer", "pos"),
-            augmented=inside("transfer", "augmented"),
-            labelled=inside("transfer", "labelled"),
-            vocabulary=inside("student", "vocab.txt"),
-            embeddings=inside("student", "embeddings.npz"),
-            distill=inside("student", "distilled"),
-            baseline=inside("student", "baseline"),
-            tfidf=inside("tfidf"),
-            export=inside("export"),
-        )
+from bilstm_kd.pipeline.inputs import RunInputs, prepare_inputs
+from bilstm_kd.pipeline.paths import RunPaths
 
 
 def spec_from(spec_type: type, section: Any, values: dict[str, Any] | None = None, **flag_names: str) -> Any:
@@ -102,9 +63,7 @@ class Run:
     @functools.cached_property
     def inputs(self) -> RunInputs:
         """The data, vocabulary and word vectors every stage reads (`inputs.prepare_inputs`)."""
-        from bilstm_kd.pipeline.inputs import prepare_inputs
-
-        return prepare_inputs(self)
+        return prepare_inputs(self.config, self.paths, self.dataset, self.chief)
 
     def log(self, message: str) -> None:
         if self.verbose:

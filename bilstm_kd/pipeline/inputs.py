@@ -6,19 +6,17 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bilstm_kd import cache
 from bilstm_kd.config import ConfigError, RunConfig
-from bilstm_kd.data.readers import DataSource, Examples, demo_file, load_dataset
+from bilstm_kd.data.readers import Dataset, DataSource, Examples, demo_file, load_dataset
 from bilstm_kd.data.statistics import statistics
 from bilstm_kd.data.tables import TableFormat
 from bilstm_kd.data.tasks import Task, get_preset
-from bilstm_kd.text.embeddings import EmbeddingMatrix, VectorsSource, build_vocabulary, cached_embeddings
+from bilstm_kd.pipeline.paths import RunPaths
+from bilstm_kd.text.embeddings import TEACHER, EmbeddingMatrix, VectorsSource, build_vocabulary, cached_embeddings
 from bilstm_kd.text.vocab import Vocabulary
-
-if TYPE_CHECKING:
-    from bilstm_kd.pipeline.context import Run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +49,11 @@ class RunInputs:
 def vectors_sources(config: RunConfig) -> tuple[VectorsSource, VectorsSource]:
     """The student's word vectors (`--embeddings`), and where `--vocab_from_vectors` takes its words from."""
     student = config.student
+    teacher_vectors = None
+    if TEACHER in (student.embeddings, student.vocab_source):
+        from bilstm_kd.teacher import word_vectors as teacher_vectors  # loads keras-hub: only when asked for
     vectors = VectorsSource(
-        student.embeddings, student.embeddings_format, student.embedding_dim, config.teacher.teacher
+        student.embeddings, student.embeddings_format, student.embedding_dim, config.teacher.teacher, teacher_vectors
     )
     if not student.vocab_source or student.vocab_source == student.embeddings:
         return vectors, vectors
@@ -120,14 +121,12 @@ def _preset_metrics(preset, select: str) -> tuple[str, ...]:
     return (select, *(name for name in preset.metrics if name != select))
 
 
-def prepare_inputs(run: Run) -> RunInputs:
-    """Loads the data, builds the student's vocabulary (saved to `student/vocab.txt`) and word vectors
-    (cached in `student/embeddings.npz`) and writes `data_stats.json`."""
+def prepare_inputs(config: RunConfig, paths: RunPaths, dataset: Dataset | None = None, chief: bool = True) -> RunInputs:
+    """Loads the data (unless `dataset` holds it already), builds the student's vocabulary (saved to
+    `paths.vocabulary`) and word vectors (cached in `paths.embeddings`) and writes `data_stats.json`; only the
+    `chief` worker writes."""
     started = time.perf_counter()
-    config, paths = run.config, run.paths
-    dataset = run.dataset or load_dataset(
-        data_source(config), config.seed, os.path.join(config.workdir, "data_split.json")
-    )
+    dataset = dataset or load_dataset(data_source(config), config.seed, os.path.join(config.workdir, "data_split.json"))
     task, train, splits = dataset.task, dataset.train, dataset.dev
     vectors, vocabulary_vectors = vectors_sources(config)
     student = config.student
@@ -139,10 +138,10 @@ def prepare_inputs(run: Run) -> RunInputs:
         vocabulary_vectors,
         student.tokenizer,
     )
-    if run.chief:
+    if chief:
         os.makedirs(os.path.dirname(paths.vocabulary), exist_ok=True)
         vocabulary.save(paths.vocabulary)
-    embeddings = cached_embeddings(paths.embeddings, vectors, vocabulary, seed=config.seed, write=run.chief)
+    embeddings = cached_embeddings(paths.embeddings, vectors, vocabulary, seed=config.seed, write=chief)
     dev_fingerprints = {split: cache.examples_fingerprint(examples) for split, examples in splits.items()}
     data_fingerprint = cache.fingerprint({"train": cache.examples_fingerprint(train), "dev": dev_fingerprints})
     student_inputs_fingerprint = cache.fingerprint(
@@ -162,7 +161,7 @@ def prepare_inputs(run: Run) -> RunInputs:
         "embeddings": embeddings.summary(),
         "seconds": round(time.perf_counter() - started, 2),
     }
-    if run.chief:
+    if chief:
         cache.write_json(os.path.join(config.workdir, "data_stats.json"), stats)
     return RunInputs(
         task, train, splits, dataset.test, vocabulary, embeddings, data_fingerprint, student_inputs_fingerprint, stats

@@ -37,11 +37,10 @@ from collections.abc import Callable
 from typing import Any
 
 from bilstm_kd import cache
-from bilstm_kd.config import RunConfig
+from bilstm_kd.config import STAGES, RunConfig
 from bilstm_kd.data.statistics import format_statistics
 from bilstm_kd.distribute import strategies as distribute
 from bilstm_kd.pipeline import (
-    STAGES,
     defaults,
     export_stage,
     report_stage,
@@ -122,7 +121,7 @@ STAGE_TABLE = (
 )
 STAGES_BY_NAME = {stage.name: stage for stage in STAGE_TABLE}
 # The report is not in the table: it reads every up-to-date result and records nothing of its own.
-assert (*STAGES_BY_NAME, "report") == STAGES, "the stage table and pipeline.STAGES disagree"
+assert (*STAGES_BY_NAME, "report") == STAGES, "the stage table and config.STAGES disagree"
 
 
 class StageError(RuntimeError):

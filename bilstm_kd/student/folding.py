@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bilstm_kd.export import FOLDINGS
+from bilstm_kd.student import FOLDINGS
 from bilstm_kd.student.layers import MaskedBiLSTM, Words, bidirectional_recurrence, check_positive_int
 
 # `auto` folds when the folded table stays under this many bytes (float32). The table replaces the

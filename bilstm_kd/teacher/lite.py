@@ -40,7 +40,7 @@ class LiteTeacher:
     def __init__(self, teacher: BertTeacher | TeacherEnsemble, threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter
 
-        from bilstm_kd.export.tflite import convert_keras_model
+        from bilstm_kd.export.common import convert_keras_model
 
         inputs = {name: keras.Input((None,), dtype=dtype, name=name) for name, dtype in _INPUT_DTYPES.items()}
         # Listed, not a dict: the TFLite converter takes Keras 3 models with positional inputs only.

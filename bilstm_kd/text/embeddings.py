@@ -6,10 +6,10 @@ A vocabulary word without a pretrained vector (and `[UNK]`, `[MASK]`) starts ran
 pretrained vectors; padding is all zeros.
 
 `--embeddings=teacher` runs every vocabulary word through the pretrained `--teacher` BERT
-(`teacher.word_vectors`) and, when `--embedding_dim` is smaller than the teacher's hidden size, keeps the
-first `--embedding_dim` principal components: all-MiniLM-L6-v2 gives 384-d vectors, 300 (the default)
-matches the paper's word2vec size. The teacher is used as pretrained, before fine-tuning, so the no-teacher
-baseline learns nothing from the task's teacher.
+(`teacher.word_vectors`, which the caller hands in: text/ sits below teacher/) and, when `--embedding_dim`
+is smaller than the teacher's hidden size, keeps the first `--embedding_dim` principal components:
+all-MiniLM-L6-v2 gives 384-d vectors, 300 (the default) matches the paper's word2vec size. The teacher is
+used as pretrained, before fine-tuning, so the no-teacher baseline learns nothing from the task's teacher.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -33,6 +34,18 @@ class EmbeddingFileError(ValueError):
     """A vectors file is unreadable, of an unknown format, or has inconsistent dimensions."""
 
 
+class TeacherWordVectors(Protocol):
+    """What `TEACHER` vectors need from the pretrained teacher: the module `bilstm_kd.teacher.word_vectors` is one.
+
+    Handed in through `VectorsSource.teacher_vectors` rather than imported: text/ sits below teacher/ (which
+    loads keras-hub and BERT), so the student's tokenizer and vocabulary never pull the teacher in.
+    """
+
+    def whole_words(self, teacher: str) -> list[str]: ...
+
+    def word_vectors(self, teacher: str, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class VectorsSource:
     """Where word vectors come from (the pipeline fills it from `--embeddings` and its companions).
@@ -43,12 +56,15 @@ class VectorsSource:
         file_format: the file's format, one of `FORMATS`, or "auto" to detect it.
         dimension: the size of random vectors, and the most that teacher vectors keep (by PCA).
         teacher: the pretrained teacher (a `--teacher` value), needed for `TEACHER`.
+        teacher_vectors: how the teacher gives word vectors (`bilstm_kd.teacher.word_vectors`), needed for
+            `TEACHER`.
     """
 
     name: str = "random"
     file_format: str = "auto"
     dimension: int = 300
     teacher: str | None = None
+    teacher_vectors: TeacherWordVectors | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +125,7 @@ def build_embeddings(vectors: VectorsSource, vocabulary: Vocabulary, seed: int =
     """The student's initial embeddings: a row per vocabulary word, from `vectors` where it has one."""
     rng = np.random.default_rng(seed)
     if vectors.name == TEACHER:
-        return _teacher_matrix(vocabulary, _needs_teacher(vectors.teacher), vectors.dimension, rng)
+        return _teacher_matrix(vocabulary, vectors, rng)
     if vectors.name == "random":
         # Kim (2014) initialises words without vectors uniformly in [-0.25, 0.25].
         weights = rng.uniform(-0.25, 0.25, (len(vocabulary), vectors.dimension)).astype(np.float32)
@@ -177,19 +193,23 @@ def _embeddings_key(vectors: VectorsSource, vocabulary: Vocabulary, seed: int) -
     return fingerprint(values)
 
 
-def _needs_teacher(teacher: str | None) -> str:
-    if not teacher:
+def _needs_teacher(vectors: VectorsSource) -> tuple[str, TeacherWordVectors]:
+    if not vectors.teacher:
         raise ValueError(f"--embeddings={TEACHER} needs the --teacher value: pass `VectorsSource(teacher=...)`")
-    return teacher
+    if vectors.teacher_vectors is None:
+        raise ValueError(
+            f"--embeddings={TEACHER} needs the teacher's word vectors: pass "
+            "`VectorsSource(teacher_vectors=bilstm_kd.teacher.word_vectors)`"
+        )
+    return vectors.teacher, vectors.teacher_vectors
 
 
-def _teacher_matrix(vocabulary: Vocabulary, teacher: str, dimension: int, rng: np.random.Generator) -> EmbeddingMatrix:
-    from bilstm_kd.teacher.word_vectors import word_vectors  # loads keras-hub: only when asked for
-
+def _teacher_matrix(vocabulary: Vocabulary, settings: VectorsSource, rng: np.random.Generator) -> EmbeddingMatrix:
+    teacher, teacher_vectors = _needs_teacher(settings)
     words = vocabulary.tokens[len(RESERVED) :]
-    vectors, known = word_vectors(teacher, words)
-    if dimension < vectors.shape[1] and known.any():
-        vectors = principal_components(vectors, dimension, fit_on=known)
+    vectors, known = teacher_vectors.word_vectors(teacher, words)
+    if settings.dimension < vectors.shape[1] and known.any():
+        vectors = principal_components(vectors, settings.dimension, fit_on=known)
     source = f"--teacher={teacher} (pretrained, each word mean-pooled, {vectors.shape[1]}-d)"
     found = {word: vector for word, vector, is_known in zip(words, vectors, known) if is_known}
     return _matrix(vocabulary, vectors.shape[1], found, source, rng)
@@ -248,9 +268,8 @@ def leading_words(vectors: VectorsSource, count: int) -> list[str]:
     if vectors.name == "random":
         raise ValueError("--embeddings=random has no words to add to the vocabulary; name a vectors file")
     if vectors.name == TEACHER:
-        from bilstm_kd.teacher.word_vectors import whole_words  # loads keras-hub: only when asked for
-
-        return whole_words(_needs_teacher(vectors.teacher))[:count]
+        teacher, teacher_vectors = _needs_teacher(vectors)
+        return teacher_vectors.whole_words(teacher)[:count]
     if vectors.name == OFFLINE_GLOVE:
         return _offline_glove()[0][:count]
     _, entries = _entries(vectors.name, vectors.file_format)

@@ -126,6 +126,14 @@ def test_the_teacher_computes_in_16_bits_where_the_hardware_does(monkeypatch, gp
     assert because in choices["mixed_precision"].reason
 
 
+def test_the_tflite_files_get_int8_weights_unless_the_user_says_otherwise():
+    config, choices, _ = resolved(user_config())
+    assert config.export.tflite_quantization == "dynamic_int8" and "quarter" in choices["tflite_quantization"].reason
+    config = dataclasses.replace(config, export=dataclasses.replace(config.export, tflite_quantization="none"))
+    kept, choices, _ = resolved(config)
+    assert kept.export.tflite_quantization == "none" and "tflite_quantization" not in choices
+
+
 def test_flags_the_user_set_are_kept_and_not_reported_as_choices():
     student = StudentConfig(tokenizer="glue", embeddings="random", vocab_from_vectors=0)
     teacher = TeacherConfig(
@@ -133,6 +141,7 @@ def test_flags_the_user_set_are_kept_and_not_reported_as_choices():
     )
     config = dataclasses.replace(user_config(student=student), teacher=teacher)
     config = dataclasses.replace(config, augment=dataclasses.replace(config.augment, n_iter=7))
+    config = dataclasses.replace(config, export=dataclasses.replace(config.export, tflite_quantization="float16"))
     resolved_config, choices, _ = resolved(config)
     assert set(choices) == {"teacher_patience"}  # the only flag left to the pipeline
     assert resolved_config.teacher.teacher_patience == 0  # epochs given: every one runs, as before

@@ -32,9 +32,10 @@ def test_whole_words_leave_out_word_piece_continuations_and_special_tokens(prese
 
 
 def test_teacher_embeddings_reduce_to_the_student_dimension(preset_directory):
+    from bilstm_kd.teacher import word_vectors as teacher_vectors
     from bilstm_kd.text.embeddings import VectorsSource, build_embeddings, build_vocabulary
 
-    vectors = VectorsSource("teacher", dimension=3, teacher=preset_directory)
+    vectors = VectorsSource("teacher", dimension=3, teacher=preset_directory, teacher_vectors=teacher_vectors)
     vocabulary = build_vocabulary(["zebra film", "good"], words_from_vectors=4, vectors=vectors)
     assert vocabulary.tokens[-4:] == ("[", "]", "mask", "a")  # the teacher's first whole words join
     matrix = build_embeddings(vectors, vocabulary)
@@ -47,4 +48,6 @@ def test_teacher_embeddings_reduce_to_the_student_dimension(preset_directory):
     np.testing.assert_allclose(matrix.weights[known_rows].mean(axis=0), 0.0, atol=1e-5)
     assert spread[0] >= spread[1] >= spread[2] > 0
     with pytest.raises(ValueError, match="--teacher"):
-        build_embeddings(VectorsSource("teacher", dimension=3), vocabulary)
+        build_embeddings(VectorsSource("teacher", dimension=3, teacher_vectors=teacher_vectors), vocabulary)
+    with pytest.raises(ValueError, match="teacher_vectors"):  # text/ does not import the teacher itself
+        build_embeddings(VectorsSource("teacher", dimension=3, teacher=preset_directory), vocabulary)
