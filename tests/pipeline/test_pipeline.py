@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 from conftest import tiny_bert_backbone
 
-from bilstm_kd.config import AugmentConfig, DataConfig, DistillConfig, RunConfig, StudentConfig, TeacherConfig
+from bilstm_kd.config import (
+    AugmentConfig,
+    DataConfig,
+    DistillConfig,
+    ExportConfig,
+    RunConfig,
+    StudentConfig,
+    TeacherConfig,
+)
 from bilstm_kd.export import tflite as tflite_module
 from bilstm_kd.pipeline import runner
 from bilstm_kd.teacher import inference, saving
@@ -74,7 +82,12 @@ def tiny_config(inputs, workdir, stages="all", **augment):
         stages=stages,
         data=DataConfig(task="sst2", data_source="glue", data_dir=str(data)),
         teacher=TeacherConfig(
-            teacher=str(preset), teacher_epochs=1, teacher_batch_size=8, teacher_max_length=16, label_batch_size=16
+            teacher=str(preset),
+            teacher_epochs=1,
+            teacher_batch_size=8,
+            teacher_max_length=16,
+            label_batch_size=16,
+            mixed_precision="off",  # float32 on every machine: tests compare labels exactly
         ),
         augment=AugmentConfig(**{"n_iter": 2, "p_pos": 0.0, "augment_shards": 3, **augment}),
         student=StudentConfig(
@@ -87,6 +100,7 @@ def tiny_config(inputs, workdir, stages="all", **augment):
             multichannel=True,
         ),
         distill=DistillConfig(batch_size=8, epochs=3, patience=0),
+        export=ExportConfig(tflite_quantization="none"),
     )
 
 
