@@ -150,15 +150,20 @@ def _mediapipe(run: Run, student, directory: str) -> dict[str, Any]:
                 outputs["verification"] = checked
     run.log(f"[export] MediaPipe {length} words: dev {outputs['dev']}; vs Keras {outputs['verification']}")
     agreement = outputs["verification"]["label_agreement"]
-    if agreement < MEDIAPIPE_AGREEMENT:
+    expected = MEDIAPIPE_AGREEMENT[settings.tflite_quantization == "dynamic_int8"]
+    if agreement < expected:
         raise RuntimeError(
             f"{path}: MediaPipe's labels agree with the Keras student on only {100 * agreement:.2f}% of "
-            f"{run.first_dev.origin} (at least {100 * MEDIAPIPE_AGREEMENT:.1f}% expected)"
+            f"{run.first_dev.origin} (at least {100 * expected:.1f}% expected with "
+            f"--tflite_quantization={settings.tflite_quantization})"
         )
     return outputs
 
 
-MEDIAPIPE_AGREEMENT = 0.999
+# The least share of dev labels MediaPipe's answers must share with the Keras student (a lower share means the
+# file or its tokenizer is wrong), with float weights and with int8 weights, whose rounding moves the labels of
+# a few texts the student is unsure of (emotion dev: 99.75%, HWU64 dev: 99.9%).
+MEDIAPIPE_AGREEMENT = (0.999, 0.99)
 
 
 def _skipped(run: Run, reason: str) -> dict[str, Any]:
