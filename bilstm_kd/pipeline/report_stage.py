@@ -101,21 +101,20 @@ def _first_dev_split(run: Run) -> str:
 
 def _student_probabilities(run: Run, student, examples) -> np.ndarray:
     """The student's class probabilities on `examples`, in their order."""
+    from scipy.special import softmax
+
     from bilstm_kd.distill.batches import example_batches
     from bilstm_kd.distill.evaluation import predict_logits
 
     batches = example_batches(examples.to_dataset(), run.tokenizer(), run.task.is_pair, batch_size=256, bucket=False)
-    return _softmax(predict_logits(student, batches))
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    exponentials = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return exponentials / exponentials.sum(axis=-1, keepdims=True)
+    return softmax(predict_logits(student, batches), axis=-1)
 
 
 def _teacher_probabilities(run: Run) -> np.ndarray:
     """The teacher's class probabilities on the first dev split, in its order: one pass, as the teacher stage
     scored it (the stage keeps only the scores)."""
+    from scipy.special import softmax
+
     from bilstm_kd.teacher.inference import teacher_logits
 
     teacher = run.config.teacher
@@ -125,7 +124,7 @@ def _teacher_probabilities(run: Run) -> np.ndarray:
         batch_size=teacher.label_batch_size,
         jit_compile=teacher.teacher_jit_compile,
     )
-    return _softmax(np.asarray(logits, dtype=np.float64))
+    return softmax(np.asarray(logits, dtype=np.float64), axis=-1)
 
 
 def _calibration(run: Run, student: np.ndarray, teacher: np.ndarray | None) -> dict[str, Any]:
